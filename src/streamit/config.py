@@ -1,0 +1,98 @@
+"""Typed settings: CLI flags, ``STREAMIT_*`` environment variables and an optional TOML file.
+
+Precedence, highest first: command-line flags, environment, ``--config FILE``, defaults.
+"""
+
+from __future__ import annotations
+
+import enum
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streamit.errors import ConfigError
+
+
+class TakeoverPolicy(enum.Enum):
+    """What happens when a second publisher arrives with the key of a stream that is live."""
+
+    TAKEOVER = "takeover"  # the new connection wins; encoders reconnect after network drops
+    REJECT = "reject"
+
+
+class Settings(BaseSettings):
+    """All settings of a Streamit process."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMIT_", extra="ignore")
+
+    rtmp_host: str = "0.0.0.0"
+    rtmp_port: int = Field(1935, ge=0, le=65535)
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(8080, ge=0, le=65535)
+    data_dir: Path = Path("./streamit-data")
+    database_url: str | None = None
+    redis_url: str | None = None
+    public_url: str | None = None
+    rtmp_public_url: str | None = None
+
+    takeover: TakeoverPolicy = TakeoverPolicy.TAKEOVER
+    hls_segment_duration: float = Field(2.0, gt=0.1, le=60)
+    hls_playlist_length: int = Field(6, ge=2, le=1000)
+    hls_memory_segments: int = Field(3, ge=0, le=100)
+    rtmp_max_message_size: int = Field(8 * 1024 * 1024, ge=65536)
+    log_level: str = "INFO"
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL; SQLite at ``<data-dir>/streamit.db`` unless configured."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'streamit.db').resolve()}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        """Base URL viewers use for HTTP (playlists, pages)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://localhost:{self.http_port}"
+
+    @property
+    def resolved_rtmp_url(self) -> str:
+        """Base URL broadcasters use to publish, without the stream key."""
+        if self.rtmp_public_url:
+            return self.rtmp_public_url.rstrip("/")
+        return f"rtmp://localhost:{self.rtmp_port}/live"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from an optional TOML file, the environment and explicit ``overrides``.
+
+    ``overrides`` whose value is ``None`` are ignored, so unset CLI flags do not mask the environment.
+    """
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            with config_file.open("rb") as fh:
+                raw = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc}") from exc
+        section = raw.get("streamit", raw)
+        file_values = {str(k).replace("-", "_"): v for k, v in section.items()}
+    explicit = {k: v for k, v in overrides.items() if v is not None}
+    env_settings = Settings()
+    merged: dict[str, Any] = dict(file_values)
+    # Environment wins over the file: take only fields the environment actually set.
+    merged.update({k: getattr(env_settings, k) for k in env_settings.model_fields_set})
+    merged.update(explicit)
+    try:
+        return Settings.model_validate(merged)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc

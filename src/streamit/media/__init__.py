@@ -1,0 +1,5 @@
+"""Neutral media model shared by ingest and packagers.  Pure code: no I/O, no clocks."""
+
+from streamit.media.frame import AudioConfig, CodecConfig, Frame, TrackKind, VideoConfig
+
+__all__ = ["AudioConfig", "CodecConfig", "Frame", "TrackKind", "VideoConfig"]
