@@ -1,0 +1,117 @@
+"""``streamit serve``: RTMP ingest, HLS packaging, origin HTTP and the API in one process and one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import uvicorn
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+
+from streamit.api import create_api_app
+from streamit.config import Settings
+from streamit.db import Database
+from streamit.origin import SegmentStoreRegistry, create_origin_router
+from streamit.servers.ingest import IngestService
+from streamit.servers.rtmp import RtmpServer
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn running inside our event loop; signals are ours, not uvicorn's."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def create_app(settings: Settings, db: Database, stores: SegmentStoreRegistry, ingest: IngestService) -> FastAPI:
+    """The HTTP application: API, origin routes, health and metrics."""
+    app = create_api_app(db, settings)
+    app.include_router(create_origin_router(stores, segment_duration=settings.hls_segment_duration))
+    registry = CollectorRegistry()
+    live_streams = Gauge("streamit_live_streams", "Streams with a publisher on this node", registry=registry)
+    live_streams.set_function(lambda: sum(1 for c in ingest.channels.values() if c.owner is not None))
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        try:
+            await db.streams.list()
+        except Exception as exc:
+            return Response(f'{{"status":"unavailable","detail":"database: {type(exc).__name__}"}}', 503,
+                            media_type="application/json")
+        return Response('{"status":"ready"}', media_type="application/json")
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+    """Run everything until SIGINT/SIGTERM, then shut down cleanly (ENDLIST, streams ENDED)."""
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    await db.upgrade()
+    # A crash or kill must not leave a stream LIVE forever: nothing is live when we start.
+    recovered = await db.streams.end_all_live(datetime.now(UTC))
+    if recovered:
+        log.warning("marked %d stream(s) ENDED that were LIVE when the previous run stopped", recovered)
+    stores = SegmentStoreRegistry(settings.data_dir / "hls", memory_segments=settings.hls_memory_segments)
+    ingest = IngestService(settings, db, stores)
+    rtmp = RtmpServer(ingest, max_message_size=settings.rtmp_max_message_size)
+    app = create_app(settings, db, stores, ingest)
+    http = EmbeddedUvicorn(
+        uvicorn.Config(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await rtmp.start(settings.rtmp_host, settings.rtmp_port)
+    http_task = asyncio.create_task(http.serve())
+    reporter = asyncio.create_task(ingest.report_live_info())
+    while not http.started and not http_task.done():
+        await asyncio.sleep(0.01)
+    if http_task.done():
+        await rtmp.close()
+        await db.close()
+        http_task.result()
+        raise SystemExit("HTTP server failed to start")
+    log.info("HTTP listening on %s:%d", settings.http_host, settings.http_port)
+    log.info("publish to %s/<stream key>; watch at %s/", settings.resolved_rtmp_url, settings.resolved_public_url)
+    if ready is not None:
+        ready.set()
+    stop_wait = asyncio.create_task(stop.wait())
+    await asyncio.wait({stop_wait, http_task}, return_when=asyncio.FIRST_COMPLETED)
+    log.info("shutting down")
+    reporter.cancel()
+    await rtmp.close()
+    http.should_exit = True
+    await http_task
+    stop_wait.cancel()
+    await db.close()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)
+    log.info("stopped")

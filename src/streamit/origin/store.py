@@ -1,0 +1,151 @@
+"""Segment storage for one origin: the newest segments in memory, every segment of the window on disk.
+
+Disk layout: ``<root>/<slug>/index.m3u8`` and ``<root>/<slug>/<segment>.ts``.  Every file is written to a
+temporary name and renamed into place, so a reader (our HTTP routes, nginx, an external watcher) never
+sees a half-written playlist or segment (RFC 8216 §6.2.2: the playlist must always reference complete
+segments).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from collections import OrderedDict
+from collections.abc import Iterable
+from pathlib import Path
+
+from streamit.errors import NotFound
+from streamit.hls import PackagerEvent, PlaylistUpdated, SegmentExpired, SegmentReady
+
+log = logging.getLogger(__name__)
+
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+SEGMENT_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}\.ts$")
+PLAYLIST_NAME = "index.m3u8"
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename (atomic on POSIX)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+class SegmentStore:
+    """Playlist and segments of one stream.
+
+    The newest ``memory_segments`` segments and the current playlist are kept in memory, so live viewers
+    are served without touching the disk; everything in the playlist window is also on disk.
+    """
+
+    def __init__(self, root: Path, slug: str, *, memory_segments: int = 3) -> None:
+        if not SLUG_PATTERN.match(slug):
+            raise ValueError(f"invalid slug {slug!r}")
+        self.slug = slug
+        self.directory = root / slug
+        self.memory_segments = memory_segments
+        self._memory: OrderedDict[str, bytes] = OrderedDict()
+        self._playlist: bytes | None = None
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes of segment data currently held in memory."""
+        return sum(len(v) for v in self._memory.values())
+
+    def reset(self) -> None:
+        """Remove every file of a previous broadcast (a fresh packager starts numbering again)."""
+        self._memory.clear()
+        self._playlist = None
+        for entry in self.directory.iterdir():
+            if entry.is_file() and (entry.suffix in {".ts", ".m3u8", ".tmp"}):
+                entry.unlink(missing_ok=True)
+
+    def apply(self, events: Iterable[PackagerEvent]) -> None:
+        """Carry out the packager's events: store new segments, drop expired ones, publish playlists."""
+        for event in events:
+            if isinstance(event, SegmentReady):
+                segment = event.segment
+                write_atomically(self.directory / segment.name, segment.data)
+                if self.memory_segments:
+                    self._memory[segment.name] = segment.data
+                    while len(self._memory) > self.memory_segments:
+                        self._memory.popitem(last=False)
+            elif isinstance(event, SegmentExpired):
+                self._memory.pop(event.name, None)
+                (self.directory / event.name).unlink(missing_ok=True)
+            elif isinstance(event, PlaylistUpdated):
+                data = event.text.encode()
+                # Segments are on disk before the playlist that names them (RFC 8216 §6.2.2).
+                write_atomically(self.directory / PLAYLIST_NAME, data)
+                self._playlist = data
+
+    def playlist(self) -> bytes:
+        """The current playlist; from disk when this process has not packaged the stream."""
+        if self._playlist is not None:
+            return self._playlist
+        return read_file(self.directory / PLAYLIST_NAME)
+
+    def segment(self, name: str) -> bytes:
+        """One segment's bytes, from memory when it is among the newest."""
+        data = self._memory.get(name)
+        if data is not None:
+            return data
+        return read_file(self.directory / name)
+
+
+def read_file(path: Path) -> bytes:
+    """Read a whole file or raise :class:`NotFound`."""
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        raise NotFound(path.name) from exc
+
+
+class SegmentStoreRegistry:
+    """The segment stores of every stream this origin has, by slug."""
+
+    def __init__(self, root: Path, *, memory_segments: int = 3) -> None:
+        self.root = root
+        self.memory_segments = memory_segments
+        self._stores: dict[str, SegmentStore] = {}
+        root.mkdir(parents=True, exist_ok=True)
+
+    def open(self, slug: str) -> SegmentStore:
+        """The store for ``slug``, created on first use."""
+        store = self._stores.get(slug)
+        if store is None:
+            store = SegmentStore(self.root, slug, memory_segments=self.memory_segments)
+            self._stores[slug] = store
+        return store
+
+    def get(self, slug: str) -> SegmentStore | None:
+        """The store of ``slug`` if this process packages it."""
+        return self._stores.get(slug)
+
+    def remove(self, slug: str, *, delete_files: bool = False) -> None:
+        """Forget ``slug``; optionally delete its directory."""
+        self._stores.pop(slug, None)
+        if delete_files and SLUG_PATTERN.match(slug):
+            shutil.rmtree(self.root / slug, ignore_errors=True)
+
+    def playlist(self, slug: str) -> bytes:
+        """The playlist of ``slug``, from memory or disk; :class:`NotFound` if there is none."""
+        if not SLUG_PATTERN.match(slug):
+            raise NotFound(slug)
+        store = self._stores.get(slug)
+        if store is not None:
+            return store.playlist()
+        return read_file(self.root / slug / PLAYLIST_NAME)
+
+    def segment(self, slug: str, name: str) -> bytes:
+        """One segment of ``slug``; :class:`NotFound` if unknown.  Names are validated: no traversal."""
+        if not SLUG_PATTERN.match(slug) or not SEGMENT_PATTERN.match(name):
+            raise NotFound(name)
+        store = self._stores.get(slug)
+        if store is not None:
+            return store.segment(name)
+        return read_file(self.root / slug / name)
