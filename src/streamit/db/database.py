@@ -1,0 +1,118 @@
+"""The catalogue database: engine set-up, migrations and the repositories built on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from streamit.db.errors import DatabaseUnavailable
+from streamit.db.repository import StreamRepository
+from streamit.errors import ConfigError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# Arbitrary constant naming the PostgreSQL advisory lock that serialises concurrent `upgrade()` calls
+# (an origin and an API process starting together must not both create the tables).
+_MIGRATION_LOCK_ID = 0x5374_7265_616D
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (API) and the writer (ingest) proceed together; busy_timeout makes a writer
+    # wait for the lock instead of failing with "database is locked".
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _run_migrations(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+    command.upgrade(config, "head")
+
+
+class Database:
+    """A connection pool to the catalogue (``sqlite+aiosqlite:///…`` or ``postgresql+asyncpg://…``)."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            self._url = make_url(url)
+        except ArgumentError as exc:
+            raise ConfigError(f"invalid database URL: {exc}") from exc
+        options: dict[str, Any] = {}
+        if self._url.get_backend_name() == "sqlite":
+            options["connect_args"] = {"timeout": 30}
+            if _sqlite_file(self._url) is None:
+                # An in-memory database lives inside one connection: share that connection.
+                options["poolclass"] = StaticPool
+        else:
+            options["pool_pre_ping"] = True
+        try:
+            self._engine: AsyncEngine = create_async_engine(self._url, **options)
+        except (ArgumentError, ImportError) as exc:
+            raise ConfigError(f"unsupported database URL {self.display_url}: {exc}") from exc
+        if self._url.get_backend_name() == "sqlite":
+            event.listen(self._engine.sync_engine, "connect", _on_sqlite_connect)
+        self._streams = StreamRepository(async_sessionmaker(self._engine, expire_on_commit=False))
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password masked, safe to print."""
+        return self._url.render_as_string(hide_password=True)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The underlying SQLAlchemy engine (for tests and health checks)."""
+        return self._engine
+
+    @property
+    def streams(self) -> StreamRepository:
+        """The stream catalogue."""
+        return self._streams
+
+    async def upgrade(self) -> None:
+        """Bring the schema to the newest migration; creates the SQLite file's directory if needed.
+
+        Raises :class:`DatabaseUnavailable` when the database cannot be reached.
+        """
+        sqlite_file = _sqlite_file(self._url)
+        try:
+            if sqlite_file is not None:
+                sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            async with self._engine.begin() as connection:
+                await connection.run_sync(_run_migrations)
+        except (DBAPIError, OSError) as exc:
+            raise DatabaseUnavailable(f"cannot open database {self.display_url}: {exc}") from exc
+
+    async def ping(self) -> bool:
+        """Whether the database answers a trivial query (for readiness checks)."""
+        try:
+            async with self._engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except (DBAPIError, OSError):
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Release every pooled connection."""
+        await self._engine.dispose()

@@ -1,0 +1,1 @@
+"""Alembic migrations of the stream catalogue; run through :meth:`streamit.db.Database.upgrade`."""

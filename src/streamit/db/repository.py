@@ -1,0 +1,248 @@
+"""The stream catalogue: every read and write of ``streams`` goes through :class:`StreamRepository`."""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from streamit.db.errors import InvalidTransition, NotFound, SlugTaken
+from streamit.db.keys import generate_stream_key, hash_stream_key, is_plausible_key, key_matches
+from streamit.db.models import StreamRow
+from streamit.db.records import ALLOWED_TRANSITIONS, MediaInfo, StreamRecord, StreamStatus
+from streamit.db.slugs import is_valid_slug, slugify, validate_slug, with_suffix
+
+# Random suffixes come from 36**6 ≈ 2e9 values, so a handful of retries only fails on a broken DB.
+_SLUG_ATTEMPTS = 8
+_MAX_TITLE_LENGTH = 200
+
+
+def _record(row: StreamRow) -> StreamRecord:
+    return StreamRecord(
+        id=row.id,
+        slug=row.slug,
+        title=row.title,
+        description=row.description,
+        status=row.status,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        media=MediaInfo(
+            video_codec=row.video_codec,
+            width=row.width,
+            height=row.height,
+            fps=row.fps,
+            audio_codec=row.audio_codec,
+            sample_rate=row.sample_rate,
+            channels=row.channels,
+        ),
+        bitrate_kbps=row.bitrate_kbps,
+        viewers=row.viewers,
+    )
+
+
+def _media_columns(media: MediaInfo) -> dict[str, Any]:
+    return {
+        "video_codec": media.video_codec,
+        "width": media.width,
+        "height": media.height,
+        "fps": media.fps,
+        "audio_codec": media.audio_codec,
+        "sample_rate": media.sample_rate,
+        "channels": media.channels,
+    }
+
+
+def _require_aware(moment: datetime, name: str) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
+class StreamRepository:
+    """Create, look up and move streams through their life cycle.
+
+    Every method runs in its own short transaction and returns plain :class:`StreamRecord` values.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def create(
+        self, title: str, *, slug: str | None = None, description: str = ""
+    ) -> tuple[StreamRecord, str]:
+        """Create a ``DRAFT`` stream; return it with its plaintext key, which is not stored anywhere.
+
+        Without ``slug`` one is derived from ``title`` (a random suffix is added when taken or reserved).
+        Raises :class:`InvalidSlug` for a malformed or reserved ``slug`` and :class:`SlugTaken` if in use.
+        """
+        title = title.strip()
+        if not title or len(title) > _MAX_TITLE_LENGTH:
+            raise ValueError(f"title must be 1-{_MAX_TITLE_LENGTH} characters")
+        if slug is not None:
+            validate_slug(slug)
+            candidates = [slug]
+        else:
+            base = slugify(title)
+            first = base if is_valid_slug(base) else with_suffix(base)
+            candidates = [first, *(with_suffix(base) for _ in range(_SLUG_ATTEMPTS - 1))]
+        for candidate in candidates:
+            key = generate_stream_key()
+            row = StreamRow(
+                id=str(uuid.uuid4()),
+                slug=candidate,
+                title=title,
+                description=description,
+                status=StreamStatus.DRAFT,
+                key_hash=hash_stream_key(key),
+                created_at=datetime.now(UTC),
+                viewers=0,
+            )
+            async with self._sessions() as session:
+                # Checking first keeps the common collision out of the error path; the unique
+                # constraint still decides races between concurrent creators.
+                taken = await session.scalar(select(StreamRow.id).where(StreamRow.slug == candidate))
+                if taken is None:
+                    session.add(row)
+                    try:
+                        await session.commit()
+                    except IntegrityError:
+                        await session.rollback()
+                    else:
+                        return _record(row), key
+        if slug is not None:
+            raise SlugTaken(f"slug {slug!r} is already in use")
+        raise SlugTaken(f"could not find a free slug for title {title!r}")
+
+    async def get(self, slug: str) -> StreamRecord | None:
+        """The stream named ``slug``, or ``None``."""
+        async with self._sessions() as session:
+            row = await session.scalar(select(StreamRow).where(StreamRow.slug == slug))
+            return None if row is None else _record(row)
+
+    async def get_by_id(self, stream_id: str) -> StreamRecord | None:
+        """The stream with id ``stream_id``, or ``None``."""
+        async with self._sessions() as session:
+            row = await session.get(StreamRow, stream_id)
+            return None if row is None else _record(row)
+
+    async def find_by_key(self, key: str) -> StreamRecord | None:
+        """The stream whose key is exactly ``key``, or ``None``.  Compares digests in constant time."""
+        if not is_plausible_key(key):
+            return None
+        digest = hash_stream_key(key)
+        async with self._sessions() as session:
+            row = await session.scalar(select(StreamRow).where(StreamRow.key_hash == digest))
+            if row is None or not key_matches(key, row.key_hash):
+                return None
+            return _record(row)
+
+    async def list(self, status: StreamStatus | None = None) -> builtins.list[StreamRecord]:
+        """All streams (or those with ``status``), newest first."""
+        query = select(StreamRow).order_by(StreamRow.created_at.desc(), StreamRow.id)
+        if status is not None:
+            query = query.where(StreamRow.status == status)
+        async with self._sessions() as session:
+            rows = await session.scalars(query)
+            return [_record(row) for row in rows]
+
+    async def _transition(
+        self, stream_id: str, target: StreamStatus, changes: dict[str, Any]
+    ) -> StreamRecord:
+        async with self._sessions() as session, session.begin():
+            row = await session.get(StreamRow, stream_id, with_for_update=True)
+            if row is None:
+                raise NotFound(f"no stream with id {stream_id!r}")
+            if target not in ALLOWED_TRANSITIONS[row.status]:
+                raise InvalidTransition(
+                    f"stream {row.slug!r} is {row.status.value}, cannot become {target.value}"
+                )
+            if row.status is StreamStatus.ENDED and target is StreamStatus.ENDED:
+                return _record(row)
+            row.status = target
+            for column, value in changes.items():
+                setattr(row, column, value)
+            await session.flush()
+            return _record(row)
+
+    async def mark_live(self, stream_id: str, started_at: datetime) -> StreamRecord:
+        """Record that a publisher went live: status ``LIVE``, ``started_at`` set, live info reset."""
+        return await self._transition(
+            stream_id,
+            StreamStatus.LIVE,
+            {
+                "started_at": _require_aware(started_at, "started_at"),
+                "ended_at": None,
+                "bitrate_kbps": None,
+                "viewers": 0,
+                **_media_columns(MediaInfo()),
+            },
+        )
+
+    async def update_live_info(
+        self,
+        stream_id: str,
+        *,
+        media: MediaInfo | None = None,
+        bitrate_kbps: int | None = None,
+        viewers: int | None = None,
+    ) -> None:
+        """Store what ingest learnt about a stream; arguments left ``None`` keep their stored value."""
+        values: dict[str, Any] = {}
+        if media is not None:
+            values.update(_media_columns(media))
+        if bitrate_kbps is not None:
+            values["bitrate_kbps"] = bitrate_kbps
+        if viewers is not None:
+            values["viewers"] = viewers
+        async with self._sessions() as session, session.begin():
+            if values:
+                result = await session.execute(
+                    update(StreamRow).where(StreamRow.id == stream_id).values(**values)
+                )
+                found = result.rowcount > 0  # type: ignore[attr-defined]
+            else:
+                found = await session.get(StreamRow, stream_id) is not None
+        if not found:
+            raise NotFound(f"no stream with id {stream_id!r}")
+
+    async def mark_ended(self, stream_id: str, ended_at: datetime) -> StreamRecord:
+        """Record that the publisher left: status ``ENDED``, ``ended_at`` set, no viewers.
+
+        Ending an ``ENDED`` stream again keeps the first ``ended_at``.
+        """
+        moment = _require_aware(ended_at, "ended_at")
+        return await self._transition(stream_id, StreamStatus.ENDED, {"ended_at": moment, "viewers": 0})
+
+    async def end_all_live(self, ended_at: datetime) -> int:
+        """End every ``LIVE`` stream (start-up recovery after a crash); return how many were ended."""
+        moment = _require_aware(ended_at, "ended_at")
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(StreamRow)
+                .where(StreamRow.status == StreamStatus.LIVE)
+                .values(status=StreamStatus.ENDED, ended_at=moment, viewers=0)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def rotate_key(self, slug: str) -> str:
+        """Give the stream ``slug`` a new key and return it; the old key stops working at once."""
+        key = generate_stream_key()
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(StreamRow).where(StreamRow.slug == slug).values(key_hash=hash_stream_key(key))
+            )
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise NotFound(f"no stream with slug {slug!r}")
+        return key
+
+    async def delete(self, slug: str) -> bool:
+        """Delete the stream ``slug``; ``False`` if there was none."""
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(delete(StreamRow).where(StreamRow.slug == slug))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
