@@ -1,4 +1,4 @@
-"""``streamit serve``: RTMP ingest, HLS packaging, origin HTTP and the API in one process and one event loop."""
+"""``streamit serve``: RTMP ingest, HLS packaging, origin HTTP and the API in one process and event loop."""
 
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ class EmbeddedUvicorn(uvicorn.Server):
         yield
 
 
-def create_app(settings: Settings, db: Database, stores: SegmentStoreRegistry, ingest: IngestService) -> FastAPI:
+def create_app(
+    settings: Settings, db: Database, stores: SegmentStoreRegistry, ingest: IngestService
+) -> FastAPI:
     """The HTTP application: API, origin routes, health and metrics."""
     app = create_api_app(db, settings)
     app.include_router(create_origin_router(stores, segment_duration=settings.hls_segment_duration))
@@ -48,8 +50,11 @@ def create_app(settings: Settings, db: Database, stores: SegmentStoreRegistry, i
         try:
             await db.streams.list()
         except Exception as exc:
-            return Response(f'{{"status":"unavailable","detail":"database: {type(exc).__name__}"}}', 503,
-                            media_type="application/json")
+            return Response(
+                f'{{"status":"unavailable","detail":"database: {type(exc).__name__}"}}',
+                503,
+                media_type="application/json",
+            )
         return Response('{"status":"ready"}', media_type="application/json")
 
     @app.get("/metrics", include_in_schema=False)
@@ -100,7 +105,9 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         http_task.result()
         raise SystemExit("HTTP server failed to start")
     log.info("HTTP listening on %s:%d", settings.http_host, settings.http_port)
-    log.info("publish to %s/<stream key>; watch at %s/", settings.resolved_rtmp_url, settings.resolved_public_url)
+    log.info(
+        "publish to %s/<stream key>; watch at %s/", settings.resolved_rtmp_url, settings.resolved_public_url
+    )
     if ready is not None:
         ready.set()
     stop_wait = asyncio.create_task(stop.wait())

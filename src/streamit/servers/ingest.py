@@ -164,9 +164,12 @@ class IngestSession:
                 conn.accept_connect(event.transaction_id)
         elif isinstance(event, PublishRequested):
             await self._on_publish(event, conn)
-        elif isinstance(event, PublishStopped | StreamDeleted):
-            if self.publish is not None and event.stream_id == self.publish.stream_id:
-                await self.end_publish("publisher stopped")
+        elif (
+            isinstance(event, PublishStopped | StreamDeleted)
+            and self.publish is not None
+            and event.stream_id == self.publish.stream_id
+        ):
+            await self.end_publish("publisher stopped")
 
     async def _on_publish(self, event: PublishRequested, conn: RtmpConnection) -> None:
         if self.publish is not None:
@@ -188,7 +191,9 @@ class IngestSession:
         if previous is not None:
             if service.settings.takeover is TakeoverPolicy.REJECT:
                 log.warning("publish refused from %s: stream %s is already live", self.peer, record.slug)
-                conn.reject_publish(event.stream_id, "stream is already live", code="NetStream.Publish.BadName")
+                conn.reject_publish(
+                    event.stream_id, "stream is already live", code="NetStream.Publish.BadName"
+                )
                 self.close()
                 return
             log.info("stream %s: publisher %s takes over from %s", record.slug, self.peer, previous.peer)

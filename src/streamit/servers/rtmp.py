@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from streamit.errors import ProtocolError
@@ -106,7 +107,5 @@ class RtmpServer:
             if out and not writer.is_closing():
                 writer.write(out)
             writer.close()
-            try:
+            with contextlib.suppress(TimeoutError, ConnectionError, OSError):
                 await asyncio.wait_for(writer.wait_closed(), 2)
-            except (TimeoutError, ConnectionError, OSError):
-                pass

@@ -1,0 +1,5 @@
+"""``python -m streamit`` runs the command-line interface."""
+
+from streamit.cli import main
+
+main()

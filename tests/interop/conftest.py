@@ -1,0 +1,238 @@
+"""Fixtures that run the real ``streamit serve`` process and real ffmpeg publishers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import require_tool
+
+pytestmark = pytest.mark.interop
+
+TESTSRC = [
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc2=size=640x360:rate=30",
+    "-f",
+    "lavfi",
+    "-i",
+    "sine=frequency=440:sample_rate=48000",
+]
+ENCODE_1S_GOP = [
+    "-c:v",
+    "libx264",
+    "-preset",
+    "veryfast",
+    "-tune",
+    "zerolatency",
+    "-pix_fmt",
+    "yuv420p",
+    "-g",
+    "30",
+    "-keyint_min",
+    "30",
+    "-sc_threshold",
+    "0",
+    "-b:v",
+    "800k",
+    "-c:a",
+    "aac",
+    "-b:a",
+    "96k",
+]
+
+
+def free_port() -> int:
+    """A TCP port that is free right now on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class StreamInfo:
+    """What ``streamit streams create --json`` printed."""
+
+    id: str
+    slug: str
+    stream_key: str
+    publish_url: str
+    playback_url: str
+
+
+@dataclass
+class Server:
+    """A running ``streamit serve`` process."""
+
+    process: subprocess.Popen[bytes]
+    rtmp_port: int
+    http_port: int
+    data_dir: Path
+    log_path: Path
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def rtmp_url(self, key: str) -> str:
+        return f"rtmp://127.0.0.1:{self.rtmp_port}/live/{key}"
+
+    def cli(self, *args: str) -> str:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "streamit",
+                *args,
+                "--data-dir",
+                str(self.data_dir),
+                "--http-port",
+                str(self.http_port),
+                "--rtmp-port",
+                str(self.rtmp_port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def create_stream(self, title: str, slug: str | None = None) -> StreamInfo:
+        args = ["streams", "create", title, "--json"]
+        if slug:
+            args += ["--slug", slug]
+        return StreamInfo(**json.loads(self.cli(*args)))
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stream_json(self, slug: str) -> dict[str, object]:
+        response = httpx.get(f"{self.http}/api/v1/streams/{slug}", timeout=5)
+        response.raise_for_status()
+        data: dict[str, object] = response.json()
+        return data
+
+
+@pytest.fixture
+def ffmpeg() -> str:
+    return require_tool("ffmpeg")
+
+
+@pytest.fixture
+def ffprobe() -> str:
+    return require_tool("ffprobe")
+
+
+@pytest.fixture
+def server(tmp_path: Path, ffmpeg: str) -> Iterator[Server]:
+    """``streamit serve`` on free ports with its own data directory."""
+    data_dir = tmp_path / "data"
+    rtmp_port, http_port = free_port(), free_port()
+    log_path = tmp_path / "serve.log"
+    env = {**os.environ, "STREAMIT_LOG_LEVEL": "INFO"}
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamit",
+                "serve",
+                "--data-dir",
+                str(data_dir),
+                "--rtmp-port",
+                str(rtmp_port),
+                "--http-port",
+                str(http_port),
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    srv = Server(process, rtmp_port, http_port, data_dir, log_path)
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"streamit serve exited early:\n{srv.log()}")
+        try:
+            if httpx.get(f"{srv.http}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"streamit serve did not become healthy:\n{srv.log()}")
+        time.sleep(0.1)
+    yield srv
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            pytest.fail(f"streamit serve did not stop on SIGTERM:\n{srv.log()}")
+    assert "Traceback" not in srv.log(), srv.log()
+
+
+def publish(
+    ffmpeg: str, url: str, *, seconds: float, extra: list[str] | None = None, realtime: bool = True
+) -> subprocess.Popen[bytes]:
+    """Start an ffmpeg that publishes a generated 640x360 H.264/AAC stream with a 1 s GOP."""
+    args = [ffmpeg, "-hide_banner", "-loglevel", "error"]
+    if realtime:
+        args.append("-re")
+    args += TESTSRC + ["-t", str(seconds)] + ENCODE_1S_GOP + (extra or []) + ["-f", "flv", url]
+    return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pre-encoded 8 s FLV clip (640x360, 1 s GOP) for stream-copy publishers."""
+    ffmpeg = require_tool("ffmpeg")
+    path = tmp_path_factory.mktemp("clip") / "clip.flv"
+    subprocess.run(
+        [
+            ffmpeg,
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            *TESTSRC,
+            "-t",
+            "8",
+            *ENCODE_1S_GOP,
+            "-f",
+            "flv",
+            str(path),
+        ],
+        check=True,
+        timeout=120,
+    )
+    return path
+
+
+def wait_for(predicate: object, timeout: float, interval: float = 0.1) -> bool:
+    """Poll ``predicate()`` until it is truthy or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():  # type: ignore[operator]
+                return True
+        except (httpx.TransportError, OSError):
+            pass
+        time.sleep(interval)
+    return False
