@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -21,6 +21,14 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Arbitrary constant naming the PostgreSQL advisory lock that serialises concurrent `upgrade()` calls
 # (an origin and an API process starting together must not both create the tables).
 _MIGRATION_LOCK_ID = 0x5374_7265_616D
+
+
+# Plain backend names map to the async driver Streamit ships with.
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
 
 
 def _sqlite_file(url: URL) -> Path | None:
@@ -56,20 +64,23 @@ class Database:
 
     def __init__(self, url: str) -> None:
         try:
-            self._url = make_url(url)
+            parsed = make_url(url)
         except ArgumentError as exc:
             raise ConfigError(f"invalid database URL: {exc}") from exc
+        self._url = parsed.set(drivername=_ASYNC_DRIVERS.get(parsed.drivername, parsed.drivername))
         options: dict[str, Any] = {}
         if self._url.get_backend_name() == "sqlite":
             options["connect_args"] = {"timeout": 30}
             if _sqlite_file(self._url) is None:
                 # An in-memory database lives inside one connection: share that connection.
                 options["poolclass"] = StaticPool
-        else:
+        elif self._url.get_backend_name() == "postgresql":
+            # Fail within seconds, not asyncpg's default minute, when the server is unreachable.
+            options["connect_args"] = {"timeout": 10}
             options["pool_pre_ping"] = True
         try:
             self._engine: AsyncEngine = create_async_engine(self._url, **options)
-        except (ArgumentError, ImportError) as exc:
+        except (ArgumentError, InvalidRequestError, ImportError) as exc:
             raise ConfigError(f"unsupported database URL {self.display_url}: {exc}") from exc
         if self._url.get_backend_name() == "sqlite":
             event.listen(self._engine.sync_engine, "connect", _on_sqlite_connect)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import builtins
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from streamit.db.errors import InvalidTransition, NotFound, SlugTaken
+from streamit.db.errors import DatabaseUnavailable, InvalidTransition, NotFound, SlugTaken
 from streamit.db.keys import generate_stream_key, hash_stream_key, is_plausible_key, key_matches
 from streamit.db.models import StreamRow
 from streamit.db.records import ALLOWED_TRANSITIONS, MediaInfo, StreamRecord, StreamStatus
@@ -71,7 +73,16 @@ class StreamRepository:
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+        self._sessionmaker = sessions
+
+    @asynccontextmanager
+    async def _sessions(self) -> AsyncIterator[AsyncSession]:
+        """A session whose connection failures surface as :class:`DatabaseUnavailable`."""
+        try:
+            async with self._sessionmaker() as session:
+                yield session
+        except (OperationalError, InterfaceError, OSError) as exc:
+            raise DatabaseUnavailable(f"database error: {exc.__class__.__name__}") from exc
 
     async def create(
         self, title: str, *, slug: str | None = None, description: str = ""

@@ -1,0 +1,30 @@
+"""The API as a FastAPI application, ready for the server to add origin and ops routes."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+import streamit
+from streamit.api.problems import install_error_handlers
+from streamit.api.routes import create_api_router
+from streamit.config import Settings
+from streamit.db import Database
+
+OPENAPI_URL = "/api/openapi.json"
+DOCS_URL = "/api/docs"
+
+
+def create_api_app(db: Database, settings: Settings) -> FastAPI:
+    """A FastAPI app with the stream API, problem-JSON errors, OpenAPI at ``/api/openapi.json`` and
+    docs at ``/api/docs``.  It neither opens nor closes ``db``: its owner does."""
+    app = FastAPI(
+        title="Streamit",
+        version=streamit.__version__,
+        summary="Live-video streaming: streams, status and playback.",
+        openapi_url=OPENAPI_URL,
+        docs_url=DOCS_URL,
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.include_router(create_api_router(db, settings))
+    return app

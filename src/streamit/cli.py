@@ -1,0 +1,260 @@
+"""The ``streamit`` command line: ``serve``, ``streams …`` and ``db upgrade``.
+
+Every command takes the same settings flags (``--data-dir``, ``--database-url`` …); unset flags fall back
+to ``STREAMIT_<FLAG>`` environment variables, then to ``--config FILE``, then to defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from streamit.api.schemas import playback_url, stream_out
+from streamit.config import Settings, load_settings
+from streamit.db import Database, StreamRecord, StreamStatus
+from streamit.errors import StreamitError
+
+T = TypeVar("T")
+CommandFunc = Callable[..., Any]
+
+
+def _settings_options(func: CommandFunc) -> CommandFunc:
+    """Add the common settings flags to a command and hand it a ``settings`` argument instead."""
+
+    @click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="STREAMIT_CONFIG",
+        help="TOML settings file.",
+    )
+    @click.option("--redis-url", help="Redis URL for cluster discovery.")
+    @click.option("--http-port", type=click.IntRange(0, 65535), help="HTTP port (default 8080).")
+    @click.option("--rtmp-port", type=click.IntRange(0, 65535), help="RTMP port (default 1935).")
+    @click.option("--public-url", help="Base URL viewers use, e.g. https://live.example.com.")
+    @click.option("--database-url", help="SQLAlchemy URL (default: SQLite in the data directory).")
+    @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Data directory.")
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        config_file: Path | None,
+        redis_url: str | None,
+        http_port: int | None,
+        rtmp_port: int | None,
+        public_url: str | None,
+        database_url: str | None,
+        data_dir: Path | None,
+        **kwargs: Any,
+    ) -> Any:
+        try:
+            settings = load_settings(
+                config_file,
+                redis_url=redis_url,
+                http_port=http_port,
+                rtmp_port=rtmp_port,
+                public_url=public_url,
+                database_url=database_url,
+                data_dir=data_dir,
+            )
+        except StreamitError as exc:
+            raise click.ClickException(str(exc)) from exc
+        return func(*args, settings=settings, **kwargs)
+
+    return wrapper
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coroutine)
+    except StreamitError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+async def _with_database(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
+    """Open the database, migrate it (zero set-up), run ``action``, close it."""
+    db = Database(settings.resolved_database_url)
+    try:
+        await db.upgrade()
+        return await action(db)
+    finally:
+        await db.close()
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2))
+
+
+def _public_json(record: StreamRecord, settings: Settings) -> dict[str, Any]:
+    return stream_out(record, settings).model_dump(mode="json")
+
+
+def _unknown(slug: str) -> click.ClickException:
+    return click.ClickException(f"no stream with slug {slug!r}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="streamit")
+def main() -> None:
+    """Streamit: live video over RTMP in, HLS out."""
+
+
+@main.command()
+@_settings_options
+def serve(settings: Settings) -> None:
+    """Run RTMP ingest, HLS origin and the API in one process."""
+    from streamit.app import serve as serve_all
+
+    try:
+        asyncio.run(serve_all(settings))
+    except KeyboardInterrupt:
+        pass
+    except StreamitError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.group()
+def streams() -> None:
+    """Create and manage streams."""
+
+
+@streams.command("create")
+@click.argument("title")
+@click.option("--slug", help="URL name (default: derived from the title).")
+@click.option("--description", default="", help="Longer description.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_settings_options
+def create_stream(title: str, slug: str | None, description: str, as_json: bool, settings: Settings) -> None:
+    """Create a stream and print its key and URLs (the key is shown only here and by rotate-key)."""
+    try:
+        record, key = _run(
+            _with_database(settings, lambda db: db.streams.create(title, slug=slug, description=description))
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    result = {
+        "id": record.id,
+        "slug": record.slug,
+        "stream_key": key,
+        "publish_url": f"{settings.resolved_rtmp_url}/{key}",
+        "playback_url": playback_url(settings, record.slug),
+    }
+    if as_json:
+        _echo_json(result)
+        return
+    click.echo(f"Created stream {record.title!r}")
+    for name, value in result.items():
+        click.echo(f"  {name + ':':<14}{value}")
+    click.echo("Keep the stream key secret: anyone who has it can broadcast on this stream.")
+
+
+@streams.command("list")
+@click.option(
+    "--status", type=click.Choice([s.value for s in StreamStatus], case_sensitive=False), help="Filter."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_settings_options
+def list_streams(status: str | None, as_json: bool, settings: Settings) -> None:
+    """List streams, newest first."""
+    wanted = None if status is None else StreamStatus(status.upper())
+    records = _run(_with_database(settings, lambda db: db.streams.list(wanted)))
+    if as_json:
+        _echo_json([_public_json(record, settings) for record in records])
+        return
+    if not records:
+        click.echo("no streams")
+        return
+    width = max(len(record.slug) for record in records)
+    for record in records:
+        click.echo(f"{record.slug:<{width}}  {record.status.value:<5}  {record.title}")
+
+
+@streams.command("show")
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_settings_options
+def show_stream(slug: str, as_json: bool, settings: Settings) -> None:
+    """Show one stream (never its key)."""
+    record = _run(_with_database(settings, lambda db: db.streams.get(slug)))
+    if record is None:
+        raise _unknown(slug)
+    data = _public_json(record, settings)
+    if as_json:
+        _echo_json(data)
+        return
+    media = data["media"]
+    lines = {
+        "id": record.id,
+        "slug": record.slug,
+        "title": record.title,
+        "description": record.description,
+        "status": record.status.value,
+        "started_at": record.started_at.isoformat() if record.started_at else "-",
+        "ended_at": record.ended_at.isoformat() if record.ended_at else "-",
+        "playback": playback_url(settings, record.slug),
+        "video": ", ".join(f"{k}={v}" for k, v in media["video"].items()) if media["video"] else "-",
+        "audio": ", ".join(f"{k}={v}" for k, v in media["audio"].items()) if media["audio"] else "-",
+        "bitrate_kbps": record.bitrate_kbps if record.bitrate_kbps is not None else "-",
+        "viewers": record.viewers,
+    }
+    for name, value in lines.items():
+        click.echo(f"{name + ':':<14}{value}")
+
+
+@streams.command("rotate-key")
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_settings_options
+def rotate_key(slug: str, as_json: bool, settings: Settings) -> None:
+    """Replace a stream's key; the old key stops working immediately."""
+
+    async def rotate(db: Database) -> str | None:
+        if await db.streams.get(slug) is None:
+            return None
+        return await db.streams.rotate_key(slug)
+
+    key = _run(_with_database(settings, rotate))
+    if key is None:
+        raise _unknown(slug)
+    result = {"slug": slug, "stream_key": key, "publish_url": f"{settings.resolved_rtmp_url}/{key}"}
+    if as_json:
+        _echo_json(result)
+        return
+    click.echo(f"stream_key:   {key}")
+    click.echo(f"publish_url:  {result['publish_url']}")
+
+
+@streams.command("delete")
+@click.argument("slug")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_settings_options
+def delete_stream(slug: str, yes: bool, settings: Settings) -> None:
+    """Delete a stream from the catalogue."""
+    if not yes:
+        click.confirm(f"Delete stream {slug!r}?", abort=True)
+    deleted = _run(_with_database(settings, lambda db: db.streams.delete(slug)))
+    if not deleted:
+        raise _unknown(slug)
+    click.echo(f"deleted {slug}")
+
+
+@main.group("db")
+def database() -> None:
+    """Database maintenance."""
+
+
+@database.command("upgrade")
+@_settings_options
+def upgrade(settings: Settings) -> None:
+    """Create or migrate the database schema to the newest version."""
+
+    async def describe(db: Database) -> str:
+        return db.display_url
+
+    url = _run(_with_database(settings, describe))
+    click.echo(f"database is up to date: {url}")
