@@ -1,0 +1,40 @@
+"""Unwrapping of 32-bit RTMP/FLV millisecond timestamps into unbounded integers."""
+
+from __future__ import annotations
+
+from streamit.errors import LocalProtocolError
+
+_WRAP = 1 << 32
+_HALF = 1 << 31
+
+
+class TimestampUnwrapper:
+    """Turns a track's 32-bit millisecond timestamps (which wrap after ~49.7 days) into unbounded ints.
+
+    Each timestamp is placed at the unbounded value nearest to the previous one that has the same low
+    32 bits: a backwards jump of more than 2^31 is therefore a wrap forward, and a forward jump of more
+    than 2^31 is a late timestamp from before the last wrap.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: int | None = None
+
+    @property
+    def last(self) -> int | None:
+        """The last unwrapped timestamp, or ``None`` before the first."""
+        return self._last
+
+    def unwrap(self, timestamp: int) -> int:
+        """The unbounded value of the 32-bit ``timestamp``."""
+        if not 0 <= timestamp < _WRAP:
+            raise LocalProtocolError(f"timestamp {timestamp} is not a 32-bit value")
+        last = self._last
+        if last is None:
+            value = timestamp
+        else:
+            delta = (timestamp - last) % _WRAP
+            value = last + (delta - _WRAP if delta >= _HALF else delta)
+        self._last = value
+        return value
