@@ -1,0 +1,68 @@
+"""H.264 access units from AVCC (4-byte length prefixes) to Annex-B byte streams for MPEG-TS.
+
+ISO/IEC 13818-1 §2.14 carries H.264 in TS as an Annex-B byte stream, each access unit starting with an
+access unit delimiter (ITU-T H.264 §7.4.1.2.3), and a decoder joining mid-stream needs the parameter sets
+in-band before every IDR picture.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+
+from streamit.errors import RemoteProtocolError
+
+START_CODE = b"\x00\x00\x00\x01"
+ACCESS_UNIT_DELIMITER = START_CODE + b"\x09\xf0"
+"""AUD with primary_pic_type 7 (any slice type) and the RBSP stop bit (ITU-T H.264 §7.3.2.4)."""
+
+NAL_IDR_SLICE = 5
+NAL_SPS = 7
+NAL_PPS = 8
+NAL_AUD = 9
+
+_unpack_length = struct.Struct(">I").unpack_from
+
+
+def parameter_sets_annexb(sps: Iterable[bytes], pps: Iterable[bytes]) -> bytes:
+    """SPS then PPS NAL units, each behind a start code, ready to insert before an IDR picture."""
+    return b"".join(START_CODE + nal for nal in (*sps, *pps))
+
+
+def access_unit_annexb(data: bytes, keyframe: bool, parameter_sets: bytes) -> list[bytes | memoryview]:
+    """The pieces of one Annex-B access unit built from the AVCC access unit ``data``.
+
+    The result starts with an AUD; AUDs already in ``data`` are dropped.  Before an IDR picture (or any
+    access unit flagged ``keyframe``) ``parameter_sets`` is inserted, unless the access unit carries its
+    own SPS, which then wins so that in-band parameter changes are not undone.  Returns an empty list when
+    ``data`` holds no NAL unit.  Raises :class:`RemoteProtocolError` when a length prefix overruns ``data``.
+    """
+    view = memoryview(data)
+    end = len(data)
+    parts: list[bytes | memoryview] = [ACCESS_UNIT_DELIMITER]
+    has_idr = False
+    has_sps = False
+    offset = 0
+    while offset < end:
+        if offset + 4 > end:
+            raise RemoteProtocolError(f"truncated AVCC length prefix at offset {offset} of {end}")
+        (size,) = _unpack_length(data, offset)
+        offset += 4
+        nal_end = offset + size
+        if nal_end > end:
+            raise RemoteProtocolError(f"AVCC NAL unit of {size} bytes overruns the access unit")
+        if size:
+            nal_type = data[offset] & 0x1F
+            if nal_type == NAL_IDR_SLICE:
+                has_idr = True
+            elif nal_type == NAL_SPS:
+                has_sps = True
+            if nal_type != NAL_AUD:
+                parts.append(START_CODE)
+                parts.append(view[offset:nal_end])
+        offset = nal_end
+    if len(parts) == 1:
+        return []
+    if (has_idr or keyframe) and not has_sps and parameter_sets:
+        parts.insert(1, parameter_sets)
+    return parts

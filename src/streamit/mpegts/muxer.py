@@ -1,0 +1,362 @@
+"""MPEG-2 transport stream muxer for one H.264 + AAC program (ISO/IEC 13818-1).
+
+Timing model (all in the 90 kHz clock, modulo 2**33):
+
+* ``PTS/DTS = frame timestamp + TIMESTAMP_OFFSET`` (1 s), a constant so that stream starts at 0 leave room
+  for a PCR that precedes them.
+* ``PCR = DTS of the PES that carries it - PCR_LEAD`` (100 ms), so PTS ≥ DTS ≥ PCR + 100 ms for the PCR
+  track.  RTMP interleaves tracks by DTS, so the other track stays ahead of the PCR as well.
+* PCR is written on the PCR PID (video, or audio for an audio-only program) on keyframes, on the first PES
+  after :meth:`TsMuxer.psi`, and whenever waiting one more frame would leave more than 100 ms between PCRs
+  (ISO/IEC 13818-1 §2.7.2).  A PCR that goes backwards (republish) carries the discontinuity_indicator.
+"""
+
+from __future__ import annotations
+
+import struct
+from fractions import Fraction
+
+from streamit.errors import LocalProtocolError, RemoteProtocolError, UnsupportedCodec
+from streamit.media.frame import MPEG_TS_CLOCK, AudioConfig, Frame, TrackKind, VideoConfig
+from streamit.mpegts.adts import ADTS_HEADER_SIZE, AdtsHeader
+from streamit.mpegts.annexb import ACCESS_UNIT_DELIMITER, access_unit_annexb, parameter_sets_annexb
+from streamit.mpegts.psi import NULL_PID, pat_section, pmt_section
+
+TS_PACKET_SIZE = 188
+TS_PAYLOAD_SIZE = 184
+SYNC_BYTE = 0x47
+
+PAT_PID = 0x0000
+PMT_PID = 0x1000
+VIDEO_PID = 0x0100
+AUDIO_PID = 0x0101
+TRANSPORT_STREAM_ID = 1
+PROGRAM_NUMBER = 1
+
+STREAM_TYPE_H264 = 0x1B
+STREAM_TYPE_AAC_ADTS = 0x0F
+VIDEO_STREAM_ID = 0xE0
+AUDIO_STREAM_ID = 0xC0
+
+TIMESTAMP_OFFSET = 90_000
+"""Added to every PTS/DTS (1 s): keeps the first PCR, ``PCR_LEAD`` earlier, non-negative."""
+
+PCR_LEAD = 9_000
+"""PCR runs 100 ms behind the DTS of the PES that carries it."""
+
+PCR_MAX_INTERVAL = 9_000
+"""ISO/IEC 13818-1 §2.7.2: PCRs at most 100 ms apart."""
+
+TIMESTAMP_MODULUS = 1 << 33
+
+_AF_DISCONTINUITY = 0x80
+_AF_RANDOM_ACCESS = 0x40
+_AF_PCR = 0x10
+_RANDOM_ACCESS_ONLY = bytes((_AF_RANDOM_ACCESS,))
+
+# adaptation field flags, then program_clock_reference_base (33 bits), 6 reserved bits and a zero
+# extension (ISO/IEC 13818-1 §2.4.3.5).
+_pack_pcr_field = struct.Struct(">BIH").pack
+
+_VIDEO = TrackKind.VIDEO
+_AUDIO = TrackKind.AUDIO
+
+
+def _stuffing_adaptation_field(payload_size: int) -> bytes:
+    """An adaptation field that pads a packet carrying ``payload_size`` payload bytes to 188 bytes."""
+    field_size = TS_PAYLOAD_SIZE - payload_size
+    if field_size == 1:
+        return b"\x00"  # adaptation_field_length 0: the length byte alone is the stuffing
+    return bytes((field_size - 1, 0x00)) + b"\xff" * (field_size - 2)
+
+
+_STUFFING = tuple(_stuffing_adaptation_field(size) for size in range(TS_PAYLOAD_SIZE))
+
+
+# packet_start_code_prefix, stream_id, PES_packet_length, '10' marker + data_alignment_indicator (every PES
+# starts with a whole access unit), PTS_DTS_flags, PES_header_data_length, then the 5-byte timestamps.
+_pack_pes_pts = struct.Struct(">3sBHBBBBHH").pack
+_pack_pes_pts_dts = struct.Struct(">3sBHBBBBHHBHH").pack
+
+
+def pes_header(stream_id: int, pts: int, dts: int, payload_size: int | None) -> bytes:
+    """A PES header (ISO/IEC 13818-1 §2.4.3.6) with PTS, and DTS only when it differs from PTS.
+
+    ``pts``/``dts`` are 33-bit 90 kHz values.  ``payload_size`` ``None`` writes PES_packet_length 0
+    (unbounded, allowed for video only); so does a payload too large for the 16-bit field.
+    """
+    if pts == dts:
+        length = 0 if payload_size is None or payload_size > 0xFFFF - 8 else payload_size + 8
+        return _pack_pes_pts(
+            b"\x00\x00\x01",
+            stream_id,
+            length,
+            0x84,
+            0x80,
+            5,
+            0x21 | ((pts >> 29) & 0x0E),
+            ((pts >> 14) & 0xFFFE) | 1,
+            ((pts << 1) & 0xFFFE) | 1,
+        )
+    length = 0 if payload_size is None or payload_size > 0xFFFF - 13 else payload_size + 13
+    return _pack_pes_pts_dts(
+        b"\x00\x00\x01",
+        stream_id,
+        length,
+        0x84,
+        0xC0,
+        10,
+        0x31 | ((pts >> 29) & 0x0E),
+        ((pts >> 14) & 0xFFFE) | 1,
+        ((pts << 1) & 0xFFFE) | 1,
+        0x11 | ((dts >> 29) & 0x0E),
+        ((dts >> 14) & 0xFFFE) | 1,
+        ((dts << 1) & 0xFFFE) | 1,
+    )
+
+
+class _PidWriter:
+    """Packetises payloads of one PID, with precomputed 4-byte headers for each continuity counter."""
+
+    __slots__ = ("_adapted", "_adapted_start", "_plain", "_plain_start", "cc", "pid")
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.cc = 0
+
+        def headers(start: bool, adaptation: bool) -> tuple[bytes, ...]:
+            first = bytes((SYNC_BYTE, (0x40 if start else 0) | (pid >> 8), pid & 0xFF))
+            control = 0x30 if adaptation else 0x10
+            return tuple(first + bytes((control | cc,)) for cc in range(16))
+
+        self._plain = headers(False, False)
+        self._plain_start = headers(True, False)
+        self._adapted = headers(False, True)
+        self._adapted_start = headers(True, True)
+
+    def packetize(self, payload: bytes, adaptation: bytes = b"") -> bytes:
+        """TS packets carrying ``payload`` from its first byte (payload_unit_start_indicator set).
+
+        ``adaptation`` is the content of the first packet's adaptation field after its length byte
+        (flags and PCR); the last packet is padded with adaptation-field stuffing.
+        """
+        size = len(payload)
+        cc = self.cc
+        if adaptation:
+            room = TS_PAYLOAD_SIZE - 1 - len(adaptation)
+            if size < room:
+                self.cc = (cc + 1) & 0xF
+                padding = room - size
+                length = bytes((len(adaptation) + padding,))
+                return b"".join((self._adapted_start[cc], length, adaptation, b"\xff" * padding, payload))
+            parts: list[bytes | memoryview] = [
+                self._adapted_start[cc],
+                bytes((len(adaptation),)),
+                adaptation,
+            ]
+            offset = room
+        elif size > TS_PAYLOAD_SIZE:
+            parts = [self._plain_start[cc]]
+            offset = TS_PAYLOAD_SIZE
+        else:
+            self.cc = (cc + 1) & 0xF
+            if size == TS_PAYLOAD_SIZE:
+                return self._plain_start[cc] + payload
+            return b"".join((self._adapted_start[cc], _STUFFING[size], payload))
+        view = memoryview(payload)
+        parts.append(view[:offset])
+        cc = (cc + 1) & 0xF
+        full_end = offset + (size - offset) // TS_PAYLOAD_SIZE * TS_PAYLOAD_SIZE
+        plain = self._plain
+        for start in range(offset, full_end, TS_PAYLOAD_SIZE):
+            parts.append(plain[cc])
+            parts.append(view[start : start + TS_PAYLOAD_SIZE])
+            cc = (cc + 1) & 0xF
+        if full_end < size:
+            parts.append(self._adapted[cc])
+            parts.append(_STUFFING[size - full_end])
+            parts.append(view[full_end:])
+            cc = (cc + 1) & 0xF
+        self.cc = cc
+        return b"".join(parts)
+
+
+class TsMuxer:
+    """Muxes :class:`Frame` objects of one H.264 video and/or one AAC audio track into TS packets.
+
+    Pure: frames in, bytes out.  Continuity counters live as long as the muxer, so consecutive segments
+    cut from its output form one continuous transport stream.
+    """
+
+    def __init__(self, video: VideoConfig | None, audio: AudioConfig | None) -> None:
+        self._video: VideoConfig | None = None
+        self._audio: AudioConfig | None = None
+        self._parameter_sets = b""
+        self._adts: AdtsHeader | None = None
+        self._pat = _PidWriter(PAT_PID)
+        self._pmt = _PidWriter(PMT_PID)
+        self._video_writer = _PidWriter(VIDEO_PID)
+        self._audio_writer = _PidWriter(AUDIO_PID)
+        self._pmt_version = -1
+        self._pmt_tracks: tuple[bool, bool] | None = None
+        self._pat_payload = self._psi_payload(pat_section(TRANSPORT_STREAM_ID, PROGRAM_NUMBER, PMT_PID))
+        self._pmt_payload = b""
+        self._pcr_due = True
+        self._last_pcr_dts: int | None = None
+        self._previous_pcr_track_dts: int | None = None
+        self._time_base: Fraction | None = None
+        self._scale = (1, 1)
+        if video is not None:
+            self.set_config(video)
+        if audio is not None:
+            self.set_config(audio)
+        self._update_pmt()
+
+    @property
+    def video(self) -> VideoConfig | None:
+        """The current video configuration."""
+        return self._video
+
+    @property
+    def audio(self) -> AudioConfig | None:
+        """The current audio configuration."""
+        return self._audio
+
+    def set_config(self, config: VideoConfig | AudioConfig) -> None:
+        """Add or replace the configuration of a track.
+
+        A new set of tracks changes the PMT (and its version_number); emit :meth:`psi` before the frames
+        that need it.  Raises :class:`UnsupportedCodec` for anything but H.264 and AAC carried in ADTS.
+        """
+        if isinstance(config, VideoConfig):
+            if config.codec != "h264":
+                raise UnsupportedCodec(f"video codec {config.codec!r} cannot be muxed into MPEG-TS")
+            self._parameter_sets = parameter_sets_annexb(config.sps, config.pps)
+            self._video = config
+        else:
+            if config.codec != "aac":
+                raise UnsupportedCodec(f"audio codec {config.codec!r} cannot be muxed into MPEG-TS")
+            self._adts = AdtsHeader(config.object_type, config.sampling_index, config.channel_config)
+            self._audio = config
+        self._update_pmt()
+
+    def reset(self) -> None:
+        """Forget both track configurations (the publisher went away).
+
+        Continuity counters and the PMT version continue, so a republished stream stays one valid TS.
+        """
+        self._video = None
+        self._audio = None
+        self._parameter_sets = b""
+        self._adts = None
+        self._update_pmt()
+
+    def _update_pmt(self) -> None:
+        tracks = (self._video is not None, self._audio is not None)
+        if tracks == self._pmt_tracks:
+            return
+        self._pmt_tracks = tracks
+        self._pmt_version = (self._pmt_version + 1) & 0x1F
+        streams = []
+        if self._video is not None:
+            streams.append((STREAM_TYPE_H264, VIDEO_PID))
+        if self._audio is not None:
+            streams.append((STREAM_TYPE_AAC_ADTS, AUDIO_PID))
+        section = pmt_section(PROGRAM_NUMBER, self._pcr_pid(), streams, self._pmt_version)
+        self._pmt_payload = self._psi_payload(section)
+
+    def _pcr_pid(self) -> int:
+        if self._video is not None:
+            return VIDEO_PID
+        if self._audio is not None:
+            return AUDIO_PID
+        return NULL_PID
+
+    @staticmethod
+    def _psi_payload(section: bytes) -> bytes:
+        # pointer_field 0, then the section, then 0xFF stuffing bytes (ISO/IEC 13818-1 §2.4.4.1).
+        return b"\x00" + section + b"\xff" * (TS_PAYLOAD_SIZE - 1 - len(section))
+
+    def psi(self) -> bytes:
+        """One PAT and one PMT packet, to start every segment; the next PCR-track PES carries a PCR."""
+        self._pcr_due = True
+        return self._pat.packetize(self._pat_payload) + self._pmt.packetize(self._pmt_payload)
+
+    def mux(self, frame: Frame) -> bytes:
+        """The TS packets (a multiple of 188 bytes) carrying ``frame`` as one PES packet.
+
+        Returns ``b""`` for a video frame without any NAL unit.  Raises :class:`LocalProtocolError` when
+        the frame's track has no configuration, :class:`RemoteProtocolError` for malformed frame data or a
+        PTS before its DTS.
+        """
+        time_base = frame.time_base
+        if time_base is not self._time_base:
+            self._time_base = time_base
+            self._scale = (
+                time_base.numerator * MPEG_TS_CLOCK.denominator,
+                time_base.denominator * MPEG_TS_CLOCK.numerator,
+            )
+        numerator, denominator = self._scale
+        pts = frame.pts * numerator // denominator
+        dts = frame.dts * numerator // denominator
+        if pts < dts:
+            raise RemoteProtocolError(f"frame PTS {frame.pts} precedes its DTS {frame.dts}")
+        if frame.track is _VIDEO:
+            if self._video is None:
+                raise LocalProtocolError("video frame muxed before a video configuration was set")
+            pieces = access_unit_annexb(frame.data, frame.keyframe, self._parameter_sets)
+            if not pieces:
+                return b""
+            pieces[0] = (
+                pes_header(
+                    VIDEO_STREAM_ID,
+                    (pts + TIMESTAMP_OFFSET) % TIMESTAMP_MODULUS,
+                    (dts + TIMESTAMP_OFFSET) % TIMESTAMP_MODULUS,
+                    None,
+                )
+                + ACCESS_UNIT_DELIMITER
+            )
+            payload = b"".join(pieces)
+            writer = self._video_writer
+            random_access = frame.keyframe
+            carries_pcr = True
+        else:
+            if self._adts is None:
+                raise LocalProtocolError("audio frame muxed before an audio configuration was set")
+            data = frame.data
+            header = pes_header(
+                AUDIO_STREAM_ID,
+                (pts + TIMESTAMP_OFFSET) % TIMESTAMP_MODULUS,
+                (dts + TIMESTAMP_OFFSET) % TIMESTAMP_MODULUS,
+                ADTS_HEADER_SIZE + len(data),
+            )
+            payload = header + self._adts.header(len(data)) + data
+            writer = self._audio_writer
+            random_access = False
+            carries_pcr = self._video is None
+        if carries_pcr and self._pcr_is_due(dts, random_access):
+            # Every AAC frame is a random access point; in an audio-only program it is flagged when the
+            # adaptation field is written anyway for the PCR, saving two bytes on the other frames.
+            flags = _AF_PCR | _AF_RANDOM_ACCESS if random_access or frame.track is _AUDIO else _AF_PCR
+            if self._last_pcr_dts is not None and dts < self._last_pcr_dts:
+                flags |= _AF_DISCONTINUITY
+            self._pcr_due = False
+            self._last_pcr_dts = dts
+            base = (dts + TIMESTAMP_OFFSET - PCR_LEAD) % TIMESTAMP_MODULUS
+            adaptation = _pack_pcr_field(flags, base >> 1, ((base & 1) << 15) | 0x7E00)
+        elif random_access:
+            adaptation = _RANDOM_ACCESS_ONLY
+        else:
+            adaptation = b""
+        return writer.packetize(payload, adaptation)
+
+    def _pcr_is_due(self, dts: int, keyframe: bool) -> bool:
+        """Whether the PES of the PCR track at ``dts`` must carry a PCR."""
+        last = self._last_pcr_dts
+        previous = self._previous_pcr_track_dts
+        self._previous_pcr_track_dts = dts
+        if self._pcr_due or keyframe or last is None or dts < last:
+            return True
+        step = dts - previous if previous is not None and dts > previous else 0
+        # Write now if the next frame, one step later, would leave the last PCR more than 100 ms old.
+        return dts - last + step > PCR_MAX_INTERVAL
