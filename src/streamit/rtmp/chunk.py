@@ -1,0 +1,331 @@
+"""The RTMP chunk stream (RTMP 1.0 §5.3): a reader that reassembles messages and a writer that chunks them.
+
+The reader applies Set Chunk Size (type 1) and Abort Message (type 2) itself, because they change how the
+very next chunk is parsed; every other complete message is returned to the caller.  Timestamps are 32-bit
+millisecond values (arithmetic modulo 2^32, RTMP 1.0 §5.1.1); unwrapping is the FLV layer's job.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+from streamit.errors import LocalProtocolError, MessageTooLarge, RemoteProtocolError
+
+DEFAULT_CHUNK_SIZE: Final = 128
+"""RTMP 1.0 §5.4.1: the chunk size until a Set Chunk Size message says otherwise."""
+DEFAULT_MAX_MESSAGE_SIZE: Final = 8 * 1024 * 1024
+MAX_CHUNK_SIZE: Final = 0x7FFFFFFF
+EXTENDED_TIMESTAMP: Final = 0xFFFFFF
+MIN_CHUNK_STREAM_ID: Final = 2
+MAX_CHUNK_STREAM_ID: Final = 65599
+TIMESTAMP_MASK: Final = 0xFFFFFFFF
+
+SET_CHUNK_SIZE: Final = 1
+ABORT_MESSAGE: Final = 2
+
+_U32 = struct.Struct(">I")
+_U32_LE = struct.Struct("<I")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One reassembled RTMP message."""
+
+    chunk_stream_id: int
+    type_id: int
+    stream_id: int
+    timestamp: int
+    """Milliseconds, modulo 2^32."""
+    payload: bytes
+
+
+class _InboundChunkStream:
+    """What the previous chunk headers of one chunk stream established (RTMP 1.0 §5.3.1.2)."""
+
+    __slots__ = ("delta", "extended", "length", "parts", "received", "stream_id", "timestamp", "type_id")
+
+    def __init__(self) -> None:
+        self.timestamp = 0
+        self.delta = 0
+        self.length = 0
+        self.type_id = 0
+        self.stream_id = 0
+        self.extended = False
+        self.parts: list[bytes] = []
+        self.received = 0
+
+
+class ChunkReader:
+    """Parses chunks from the start of a buffer and returns the messages they complete."""
+
+    __slots__ = ("_chunk_size", "_streams", "max_message_size")
+
+    def __init__(self, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+        self.max_message_size = max_message_size
+        self._chunk_size = DEFAULT_CHUNK_SIZE
+        self._streams: dict[int, _InboundChunkStream] = {}
+
+    @property
+    def chunk_size(self) -> int:
+        """The peer's current chunk size."""
+        return self._chunk_size
+
+    def read(self, data: bytes | bytearray | memoryview) -> tuple[list[Message], int]:
+        """Parse every complete chunk at the start of ``data``.
+
+        Returns the completed messages (Set Chunk Size and Abort excluded: they are applied here) and the
+        number of bytes consumed; the caller keeps the rest (an incomplete chunk) for the next call.
+        Raises :class:`~streamit.errors.RemoteProtocolError` (or :class:`~streamit.errors.MessageTooLarge`).
+        """
+        messages: list[Message] = []
+        end = len(data)
+        pos = 0
+        unpack_u32 = _U32.unpack_from
+        while pos < end:
+            first = data[pos]
+            fmt = first >> 6
+            csid = first & 0x3F
+            p = pos + 1
+            # RTMP 1.0 §5.3.1.1: ids 0 and 1 announce the 2- and 3-byte basic header forms.
+            if csid == 0:
+                if p >= end:
+                    break
+                csid = 64 + data[p]
+                p += 1
+            elif csid == 1:
+                if p + 1 >= end:
+                    break
+                csid = 64 + data[p] + (data[p + 1] << 8)
+                p += 2
+            stream = self._streams.get(csid)
+            if fmt == 0:
+                if p + 11 > end:
+                    break
+                # Read 4 bytes starting one byte early and mask, to take a 24-bit field with one unpack.
+                field = unpack_u32(data, p - 1)[0] & 0xFFFFFF
+                length = unpack_u32(data, p + 2)[0] & 0xFFFFFF
+                type_id = data[p + 6]
+                stream_id = _U32_LE.unpack_from(data, p + 7)[0]
+                p += 11
+            elif fmt == 1:
+                if p + 7 > end:
+                    break
+                field = unpack_u32(data, p - 1)[0] & 0xFFFFFF
+                length = unpack_u32(data, p + 2)[0] & 0xFFFFFF
+                type_id = data[p + 6]
+                p += 7
+            elif fmt == 2:
+                if p + 3 > end:
+                    break
+                field = unpack_u32(data, p - 1)[0] & 0xFFFFFF
+                p += 3
+            if stream is None:
+                if fmt != 0:
+                    raise RemoteProtocolError(
+                        f"chunk stream {csid}: fmt {fmt} chunk without a previous header"
+                    )
+                stream = self._streams[csid] = _InboundChunkStream()
+            if fmt == 3:
+                extended = stream.extended
+                if extended:
+                    # Senders of the Flash lineage (ffmpeg, librtmp) repeat the extended timestamp on every
+                    # type-3 chunk of a message whose header used one (RTMP 1.0 §5.3.1.3).
+                    if p + 4 > end:
+                        break
+                    field = unpack_u32(data, p)[0]
+                    p += 4
+                else:
+                    field = stream.delta
+                if stream.received:
+                    remaining = stream.length - stream.received
+                    size = remaining if remaining < self._chunk_size else self._chunk_size
+                    if p + size > end:
+                        break
+                    stream.parts.append(bytes(data[p : p + size]))
+                    stream.received += size
+                    pos = p + size
+                    if size == remaining:
+                        payload = b"".join(stream.parts)
+                        stream.parts = []
+                        stream.received = 0
+                        self._complete(stream, csid, payload, messages)
+                    continue
+                length = stream.length
+                type_id = stream.type_id
+                stream_id = stream.stream_id
+                # RTMP 1.0 §5.3.1.2.4: a type-3 chunk starting a new message reuses the previous delta
+                # (after a type-0 header, that "delta" is the type-0 timestamp itself).
+                delta = field
+                timestamp = (stream.timestamp + delta) & TIMESTAMP_MASK
+            else:
+                if stream.received:
+                    raise RemoteProtocolError(f"chunk stream {csid}: new message header inside a message")
+                extended = field == EXTENDED_TIMESTAMP
+                if extended:
+                    if p + 4 > end:
+                        break
+                    field = unpack_u32(data, p)[0]
+                    p += 4
+                delta = field
+                if fmt == 0:
+                    timestamp = field
+                else:
+                    timestamp = (stream.timestamp + field) & TIMESTAMP_MASK
+                    stream_id = stream.stream_id
+                    if fmt == 2:
+                        length = stream.length
+                        type_id = stream.type_id
+                if length > self.max_message_size:
+                    raise MessageTooLarge(
+                        f"message of {length} bytes exceeds the {self.max_message_size} cap"
+                    )
+            size = length if length < self._chunk_size else self._chunk_size
+            if p + size > end:
+                break
+            stream.timestamp = timestamp
+            stream.delta = delta
+            stream.length = length
+            stream.type_id = type_id
+            stream.stream_id = stream_id
+            stream.extended = extended
+            pos = p + size
+            if size == length:
+                self._complete(stream, csid, bytes(data[p:pos]), messages)
+            else:
+                stream.parts = [bytes(data[p:pos])]
+                stream.received = size
+        return messages, pos
+
+    def _complete(self, stream: _InboundChunkStream, csid: int, payload: bytes, out: list[Message]) -> None:
+        type_id = stream.type_id
+        if type_id == SET_CHUNK_SIZE:
+            if len(payload) < 4:
+                raise RemoteProtocolError("Set Chunk Size message shorter than 4 bytes")
+            # RTMP 1.0 §5.4.1: bit 31 must be zero; sizes run 1..0x7FFFFFFF.
+            size = _U32.unpack_from(payload)[0]
+            if not 1 <= size <= MAX_CHUNK_SIZE:
+                raise RemoteProtocolError(f"invalid chunk size {size}")
+            self._chunk_size = size
+        elif type_id == ABORT_MESSAGE:
+            if len(payload) < 4:
+                raise RemoteProtocolError("Abort Message shorter than 4 bytes")
+            aborted = self._streams.get(_U32.unpack_from(payload)[0])
+            if aborted is not None:
+                aborted.parts = []
+                aborted.received = 0
+        else:
+            out.append(Message(csid, type_id, stream.stream_id, stream.timestamp, payload))
+
+
+class _OutboundChunkStream:
+    __slots__ = ("delta", "extended", "length", "stream_id", "timestamp", "type_id")
+
+    def __init__(self, stream_id: int, length: int, type_id: int, timestamp: int, extended: bool) -> None:
+        self.stream_id = stream_id
+        self.length = length
+        self.type_id = type_id
+        self.timestamp = timestamp
+        self.delta = timestamp
+        self.extended = extended
+
+
+def encode_basic_header(fmt: int, chunk_stream_id: int) -> bytes:
+    """The 1-, 2- or 3-byte basic header for ``fmt`` and ``chunk_stream_id`` (RTMP 1.0 §5.3.1.1)."""
+    if chunk_stream_id < 64:
+        if chunk_stream_id < MIN_CHUNK_STREAM_ID:
+            raise LocalProtocolError(f"chunk stream id {chunk_stream_id} is reserved")
+        return bytes((fmt << 6 | chunk_stream_id,))
+    rest = chunk_stream_id - 64
+    if rest < 256:
+        return bytes((fmt << 6, rest))
+    if chunk_stream_id > MAX_CHUNK_STREAM_ID:
+        raise LocalProtocolError(f"chunk stream id {chunk_stream_id} is out of range")
+    return bytes((fmt << 6 | 1, rest & 0xFF, rest >> 8))
+
+
+class ChunkWriter:
+    """Splits outgoing messages into chunks, compressing headers against the chunk stream's last message."""
+
+    __slots__ = ("_chunk_size", "_streams")
+
+    def __init__(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+        self._chunk_size = DEFAULT_CHUNK_SIZE
+        self._streams: dict[int, _OutboundChunkStream] = {}
+        self.chunk_size = chunk_size
+
+    @property
+    def chunk_size(self) -> int:
+        """Our chunk size; change it only together with sending Set Chunk Size to the peer."""
+        return self._chunk_size
+
+    @chunk_size.setter
+    def chunk_size(self, size: int) -> None:
+        if not 1 <= size <= MAX_CHUNK_SIZE:
+            raise LocalProtocolError(f"invalid chunk size {size}")
+        self._chunk_size = size
+
+    def write(
+        self, chunk_stream_id: int, type_id: int, stream_id: int, timestamp: int, payload: bytes
+    ) -> bytes:
+        """The chunks carrying one message."""
+        length = len(payload)
+        if length > 0xFFFFFF:
+            raise LocalProtocolError(f"message of {length} bytes does not fit a chunk header")
+        if not 0 <= type_id <= 0xFF or not 0 <= stream_id <= 0xFFFFFFFF:
+            raise LocalProtocolError("type id or message stream id out of range")
+        timestamp &= TIMESTAMP_MASK
+        state = self._streams.get(chunk_stream_id)
+        if state is None or state.stream_id != stream_id or timestamp < state.timestamp:
+            extended = timestamp >= EXTENDED_TIMESTAMP
+            field = EXTENDED_TIMESTAMP if extended else timestamp
+            header = (
+                encode_basic_header(0, chunk_stream_id)
+                + field.to_bytes(3, "big")
+                + _U32.pack(length << 8 | type_id)
+                + _U32_LE.pack(stream_id)
+            )
+            if extended:
+                header += _U32.pack(timestamp)
+            state = self._streams[chunk_stream_id] = _OutboundChunkStream(
+                stream_id, length, type_id, timestamp, extended
+            )
+        else:
+            delta = timestamp - state.timestamp
+            if state.length == length and state.type_id == type_id:
+                if delta == state.delta:
+                    fmt = 3
+                    extended = state.extended
+                    header = encode_basic_header(3, chunk_stream_id)
+                    if extended:
+                        header += _U32.pack(delta)
+                else:
+                    fmt = 2
+            else:
+                fmt = 1
+            if fmt != 3:
+                extended = delta >= EXTENDED_TIMESTAMP
+                field = EXTENDED_TIMESTAMP if extended else delta
+                header = encode_basic_header(fmt, chunk_stream_id) + _U32.pack(field)[1:]
+                if fmt == 1:
+                    header += _U32.pack(length << 8 | type_id)
+                if extended:
+                    header += _U32.pack(delta)
+            state.length = length
+            state.type_id = type_id
+            state.timestamp = timestamp
+            state.delta = delta
+            state.extended = extended
+        size = self._chunk_size
+        if length <= size:
+            return header + payload
+        continuation = encode_basic_header(3, chunk_stream_id)
+        if extended:
+            continuation += _U32.pack(state.delta)
+        view = memoryview(payload)
+        parts: list[bytes | memoryview] = [header, view[:size]]
+        for start in range(size, length, size):
+            parts.append(continuation)
+            parts.append(view[start : start + size])
+        return b"".join(parts)
