@@ -131,8 +131,16 @@ def _signal_group(pgid: int, signum: signal.Signals) -> None:
         os.killpg(pgid, signum)
 
 
+class Interrupted(BaseException):
+    """SIGTERM or SIGHUP arrived; unwinds like KeyboardInterrupt so every ``Children`` is closed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 def _raise_on_signal(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+    raise Interrupted(signum)
 
 
 def log_tail(path: Path, lines: int = 8) -> str:
@@ -627,6 +635,11 @@ class CellResult:
     first_segments: tuple[float | None, ...] = ()
 
     @property
+    def valid(self) -> bool:
+        """The window was measured and every stream was live through it."""
+        return self.window_s > 0 and self.streams_live == self.n
+
+    @property
     def cpu_ms_per_stream_s(self) -> float:
         return 1000 * self.server_cpu_s / (self.n * self.window_s)
 
@@ -774,13 +787,14 @@ class Summary:
 
 def summarize(results: Sequence[CellResult], server: str, n: int) -> Summary:
     cells = [r for r in results if r.server == server and r.n == n]
-    ok = [r for r in cells if r.window_s > 0]
+    # A run where a stream died or stalled measured a lighter load than asked for: it is not averaged in.
+    ok = [r for r in cells if r.valid]
     return Summary(
         server=server,
         n=n,
         runs=len(cells),
         failures=len(cells) - len(ok),
-        streams_live="/".join(str(r.streams_live) for r in ok) + f" of {n}" if ok else f"0 of {n}",
+        streams_live="/".join(str(r.streams_live) for r in cells) + f" of {n}",
         cpu_ms_per_stream_s=median_or_none([r.cpu_ms_per_stream_s for r in ok]),
         cpu_percent=median_or_none([r.cpu_percent for r in ok]),
         rss_mib=median_or_none([r.rss_bytes / MIB for r in ok]),
@@ -819,7 +833,7 @@ def results_tables(
         ],
         [
             [
-                s.server, str(s.n), s.streams_live + (f" ({s.failures} failed)" if s.failures else ""),
+                s.server, str(s.n), s.streams_live + (f" ({s.failures} invalid)" if s.failures else ""),
                 fmt(s.cpu_ms_per_stream_s, 2), fmt(s.cpu_percent, 1), fmt(s.rss_mib, 1),
                 fmt(s.rss_per_stream_mib, 2), fmt(s.publisher_ms_per_stream_s, 2),
                 fmt(s.first_segment_median, 2), fmt(s.first_segment_max, 2),
@@ -1068,6 +1082,8 @@ def run_benchmark(settings: Settings) -> tuple[list[CellResult], list[float | No
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Installed explicitly: a shell starting us in the background leaves SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_on_signal)
     signal.signal(signal.SIGHUP, _raise_on_signal)
     raw_argv = sys.argv[1:] if argv is None else list(argv)
@@ -1080,14 +1096,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         print("interrupted; everything started was stopped", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGINT
+    except Interrupted as exc:
+        print(f"stopped by signal {exc.signum}; everything started was stopped", file=sys.stderr)
+        return 128 + exc.signum
     print()
     print(results_tables(results, settings, references))
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(render_report(results, settings, references, clip, command))
         print(f"\nwritten to {output}")
-    failed = [r for r in results if r.window_s == 0 or r.streams_live < r.n]
+    failed = [r for r in results if not r.valid]
     if failed:
         print(f"\n{len(failed)} configuration(s) failed or had streams that were not live", file=sys.stderr)
         return 1
