@@ -99,7 +99,9 @@ def read_flv(path: Path = AV_FLV, width: int = AV_WIDTH, height: int = AV_HEIGHT
             elif body[1] == 1:
                 keyframe = body[0] >> 4 == 1
                 frames.append(
-                    Frame(TrackKind.VIDEO, timestamp + composition, timestamp, MILLISECONDS, keyframe, body[5:])
+                    Frame(
+                        TrackKind.VIDEO, timestamp + composition, timestamp, MILLISECONDS, keyframe, body[5:]
+                    )
                 )
         elif tag_type == 8 and body[0] >> 4 == 10:
             if body[1] == 0:

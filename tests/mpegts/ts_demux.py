@@ -99,8 +99,10 @@ def check_continuity(packets: list[TsPacket], start: dict[int, int] | None = Non
 
 def decode_timestamp(raw: bytes) -> int:
     assert raw[0] & 1 and raw[2] & 1 and raw[4] & 1, "marker bits"
-    return ((raw[0] >> 1) & 0x07) << 30 | (int.from_bytes(raw[1:3], "big") >> 1) << 15 | (
-        int.from_bytes(raw[3:5], "big") >> 1
+    return (
+        ((raw[0] >> 1) & 0x07) << 30
+        | (int.from_bytes(raw[1:3], "big") >> 1) << 15
+        | (int.from_bytes(raw[3:5], "big") >> 1)
     )
 
 
@@ -168,9 +170,7 @@ def parse_sections(packets: list[TsPacket], pid: int) -> list[Section]:
         section = raw[: 3 + length]
         assert raw[3 + length :].strip(b"\xff") == b"", "stuffing after section"
         assert crc32_mpeg2(section) == 0, "CRC"
-        sections.append(
-            Section(raw[0], int.from_bytes(raw[3:5], "big"), (raw[5] >> 1) & 0x1F, section[8:-4])
-        )
+        sections.append(Section(raw[0], int.from_bytes(raw[3:5], "big"), (raw[5] >> 1) & 0x1F, section[8:-4]))
     return sections
 
 

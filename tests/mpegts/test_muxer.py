@@ -1,0 +1,288 @@
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streamit.errors import LocalProtocolError, RemoteProtocolError, UnsupportedCodec
+from streamit.media.frame import MILLISECONDS, MPEG_TS_CLOCK, Frame, TrackKind
+from streamit.mpegts.adts import AdtsHeader
+from streamit.mpegts.annexb import access_unit_annexb, parameter_sets_annexb
+from streamit.mpegts.muxer import (
+    AUDIO_PID,
+    PCR_LEAD,
+    PMT_PID,
+    TIMESTAMP_MODULUS,
+    TIMESTAMP_OFFSET,
+    VIDEO_PID,
+    TsMuxer,
+    pes_header,
+)
+from tests.conftest import require_tool
+from tests.mpegts.flv_fixture import read_flv
+from tests.mpegts.ts_demux import (
+    check_continuity,
+    parse_packets,
+    parse_pes,
+    parse_pmt,
+    parse_sections,
+)
+
+MEDIA = read_flv()
+
+
+def ts90(value: int) -> int:
+    return (value * 90 + TIMESTAMP_OFFSET) % TIMESTAMP_MODULUS
+
+
+def mux_all(muxer: TsMuxer, frames: list[Frame], psi_every: int = 0) -> bytes:
+    out = [muxer.psi()]
+    for index, frame in enumerate(frames):
+        if psi_every and index and index % psi_every == 0:
+            out.append(muxer.psi())
+        out.append(muxer.mux(frame))
+    return b"".join(out)
+
+
+def test_packets_are_aligned_and_counters_continue_across_segments() -> None:
+    muxer = TsMuxer(MEDIA.video, MEDIA.audio)
+    first = mux_all(muxer, MEDIA.frames[:200], psi_every=50)
+    second = mux_all(muxer, MEDIA.frames[200:], psi_every=50)
+    for chunk in (first, second):
+        assert len(chunk) % 188 == 0
+        assert all(chunk[i] == 0x47 for i in range(0, len(chunk), 188))
+    state = check_continuity(parse_packets(first))
+    check_continuity(parse_packets(second), start=state)
+    assert set(state) == {0, PMT_PID, VIDEO_PID, AUDIO_PID}
+
+
+def test_every_frame_output_is_packet_aligned() -> None:
+    muxer = TsMuxer(MEDIA.video, MEDIA.audio)
+    for frame in MEDIA.frames:
+        out = muxer.mux(frame)
+        assert out and len(out) % 188 == 0
+
+
+def test_psi_describes_the_program() -> None:
+    packets = parse_packets(TsMuxer(MEDIA.video, MEDIA.audio).psi())
+    (pat,) = parse_sections(packets, 0)
+    assert pat.table_id == 0 and pat.body == bytes.fromhex("0001f000")
+    (pmt_section,) = parse_sections(packets, PMT_PID)
+    assert pmt_section.table_id == 2 and pmt_section.table_id_extension == 1
+    pmt = parse_pmt(pmt_section)
+    assert pmt.pcr_pid == VIDEO_PID
+    assert pmt.streams == [(0x1B, VIDEO_PID), (0x0F, AUDIO_PID)]
+
+
+def test_audio_only_program_takes_pcr_from_audio() -> None:
+    muxer = TsMuxer(None, MEDIA.audio)
+    packets = parse_packets(mux_all(muxer, MEDIA.audio_frames[:100]))
+    pmt = parse_pmt(parse_sections(packets, PMT_PID)[0])
+    assert pmt.pcr_pid == AUDIO_PID and pmt.streams == [(0x0F, AUDIO_PID)]
+    pes = parse_pes(packets, AUDIO_PID)
+    assert pes[0].pcr is not None and pes[0].random_access
+    with_pcr = [p for p in pes if p.pcr is not None]
+    assert all(p.random_access for p in with_pcr)
+    assert all(p.pcr == (p.pts - PCR_LEAD) % TIMESTAMP_MODULUS for p in with_pcr)
+    pcrs = [p.pcr for p in with_pcr if p.pcr is not None]
+    gaps = [b - a for a, b in itertools.pairwise(pcrs)]
+    assert max(gaps) <= 9000
+    assert len(with_pcr) < len(pes) / 2  # not on every frame
+
+
+def test_pmt_version_changes_only_with_the_track_set() -> None:
+    muxer = TsMuxer(MEDIA.video, None)
+    version = parse_sections(parse_packets(muxer.psi()), PMT_PID)[0].version
+    muxer.set_config(MEDIA.video)
+    assert parse_sections(parse_packets(muxer.psi()), PMT_PID)[0].version == version
+    muxer.set_config(MEDIA.audio)
+    section = parse_sections(parse_packets(muxer.psi()), PMT_PID)[0]
+    assert section.version == version + 1
+    assert parse_pmt(section).streams == [(0x1B, VIDEO_PID), (0x0F, AUDIO_PID)]
+    muxer.reset()
+    pmt = parse_pmt(parse_sections(parse_packets(muxer.psi()), PMT_PID)[0])
+    assert pmt.streams == [] and pmt.pcr_pid == 0x1FFF and pmt.version == version + 2
+
+
+def test_pes_carry_the_frames_with_their_timestamps() -> None:
+    muxer = TsMuxer(MEDIA.video, MEDIA.audio)
+    packets = parse_packets(mux_all(muxer, MEDIA.frames))
+    params = parameter_sets_annexb(MEDIA.video.sps, MEDIA.video.pps)
+    video = parse_pes(packets, VIDEO_PID)
+    assert len(video) == len(MEDIA.video_frames)
+    assert any(f.pts != f.dts for f in MEDIA.video_frames)
+    for pes, frame in zip(video, MEDIA.video_frames, strict=True):
+        assert pes.stream_id == 0xE0 and pes.packet_length == 0
+        assert pes.pts == ts90(frame.pts)
+        assert pes.dts == (None if frame.pts == frame.dts else ts90(frame.dts))
+        assert pes.data == b"".join(access_unit_annexb(frame.data, frame.keyframe, params))
+        assert pes.random_access == frame.keyframe
+    audio = parse_pes(packets, AUDIO_PID)
+    adts = AdtsHeader(MEDIA.audio.object_type, MEDIA.audio.sampling_index, MEDIA.audio.channel_config)
+    assert len(audio) == len(MEDIA.audio_frames)
+    for pes, frame in zip(audio, MEDIA.audio_frames, strict=True):
+        assert pes.stream_id == 0xC0 and pes.dts is None
+        assert pes.pts == ts90(frame.pts)
+        assert pes.data == adts.header(len(frame.data)) + frame.data
+        assert pes.packet_length == 8 + len(pes.data)
+        assert pes.pcr is None
+
+
+def test_pcr_on_keyframes_after_psi_and_at_most_100_ms_apart() -> None:
+    muxer = TsMuxer(MEDIA.video, MEDIA.audio)
+    frames = MEDIA.frames
+    data = mux_all(muxer, frames, psi_every=37)
+    packets = parse_packets(data)
+    video = parse_pes(packets, VIDEO_PID)
+    assert all(p.pcr is not None for p in video if p.random_access)
+    with_pcr = [p for p in video if p.pcr is not None]
+    for pes in with_pcr:
+        assert pes.pcr == (pes.decode_ts - PCR_LEAD) % TIMESTAMP_MODULUS
+    pcrs = [p.pcr for p in with_pcr if p.pcr is not None]
+    gaps = [b - a for a, b in itertools.pairwise(pcrs)]
+    assert max(gaps) <= 9000 and min(gaps) > 0
+    assert len(with_pcr) < len(video)
+    # The first video PES after every PAT carries a PCR.
+    seen_pat = False
+    for packet in packets:
+        if packet.pid == 0:
+            seen_pat = True
+        elif packet.pid == VIDEO_PID and packet.unit_start and seen_pat:
+            assert packet.pcr is not None
+            seen_pat = False
+    # Each PES's DTS is at or after the latest PCR written before it, on both tracks.
+    latest_pcr = None
+    pes_by_start = iter(parse_pes(packets, VIDEO_PID))
+    audio_by_start = iter(parse_pes(packets, AUDIO_PID))
+    for packet in packets:
+        if packet.pcr is not None:
+            latest_pcr = packet.pcr
+        if packet.unit_start and packet.pid in (VIDEO_PID, AUDIO_PID):
+            pes = next(pes_by_start if packet.pid == VIDEO_PID else audio_by_start)
+            assert latest_pcr is not None and pes.decode_ts >= latest_pcr
+
+
+def test_backwards_pcr_is_flagged_as_a_discontinuity() -> None:
+    muxer = TsMuxer(MEDIA.video, MEDIA.audio)
+    keyframe = MEDIA.video_frames[0]
+    later = dataclasses.replace(keyframe, pts=10_080, dts=10_000)
+    earlier = dataclasses.replace(keyframe, pts=80, dts=0)
+    packets = parse_packets(muxer.psi() + muxer.mux(later) + muxer.psi() + muxer.mux(earlier))
+    first, second = (p for p in packets if p.pid == VIDEO_PID and p.unit_start)
+    assert not first.discontinuity and second.discontinuity
+    assert second.pcr is not None and first.pcr is not None and second.pcr < first.pcr
+
+
+def test_timestamps_wrap_at_33_bits() -> None:
+    start = (TIMESTAMP_MODULUS - TIMESTAMP_OFFSET) // 90 - 500
+    frames = [
+        dataclasses.replace(f, pts=f.pts + start, dts=f.dts + start)
+        for f in MEDIA.frames[:60]
+        if f.track is TrackKind.AUDIO
+    ]
+    audio = parse_pes(parse_packets(mux_all(TsMuxer(None, MEDIA.audio), frames)), AUDIO_PID)
+    assert [p.pts for p in audio] == [ts90(f.pts) for f in frames]
+    assert audio[0].pts > audio[-1].pts  # wrapped
+
+
+@given(st.integers(0, 800), st.booleans())
+def test_any_payload_size_is_packetised_and_stuffed_exactly(size: int, with_pcr: bool) -> None:
+    muxer = TsMuxer(None, MEDIA.audio)
+    muxer.mux(Frame(TrackKind.AUDIO, 0, 0, MILLISECONDS, True, b"\x21" * 4))
+    data = bytes(range(256)) * 4
+    frame = Frame(TrackKind.AUDIO, 5, 5, MILLISECONDS, True, data[:size])
+    if with_pcr:
+        muxer.psi()
+    out = muxer.mux(frame)
+    packets = parse_packets(out)
+    (pes,) = parse_pes(packets, AUDIO_PID)
+    assert pes.data[7:] == data[:size]
+    assert (pes.pcr is not None) == with_pcr
+    pes_size = 14 + 7 + size
+    adaptation = 8 if with_pcr else 0
+    assert len(packets) == -(-(pes_size + adaptation) // 184)
+
+
+def test_video_frame_without_nal_units_yields_no_packets() -> None:
+    muxer = TsMuxer(MEDIA.video, None)
+    assert muxer.mux(Frame(TrackKind.VIDEO, 0, 0, MILLISECONDS, False, b"")) == b""
+
+
+def test_timestamps_in_any_time_base() -> None:
+    muxer = TsMuxer(None, MEDIA.audio)
+    frame = Frame(TrackKind.AUDIO, 1024 * 3, 1024 * 3, Fraction(1, 44100), True, b"\x21")
+    (pes,) = parse_pes(parse_packets(muxer.mux(frame)), AUDIO_PID)
+    assert pes.pts == frame.rescale_pts(MPEG_TS_CLOCK) + TIMESTAMP_OFFSET
+
+
+def test_pes_header_falls_back_to_unbounded_length() -> None:
+    assert pes_header(0xC0, 0, 0, 0xFFFF)[4:6] == b"\x00\x00"
+    assert pes_header(0xC0, 0, 0, 0xFFFF - 8)[4:6] == b"\xff\xff"
+
+
+def test_misuse_and_bad_peer_data() -> None:
+    with pytest.raises(LocalProtocolError):
+        TsMuxer(None, MEDIA.audio).mux(MEDIA.video_frames[0])
+    with pytest.raises(LocalProtocolError):
+        TsMuxer(MEDIA.video, None).mux(MEDIA.audio_frames[0])
+    with pytest.raises(UnsupportedCodec):
+        TsMuxer(dataclasses.replace(MEDIA.video, codec="hevc"), None)
+    with pytest.raises(UnsupportedCodec):
+        TsMuxer(None, dataclasses.replace(MEDIA.audio, codec="opus"))
+    with pytest.raises(RemoteProtocolError):
+        TsMuxer(MEDIA.video, None).mux(dataclasses.replace(MEDIA.video_frames[1], pts=0, dts=40))
+
+
+@given(st.binary(max_size=400), st.booleans(), st.integers(0, 10**9), st.integers(0, 1000))
+def test_arbitrary_video_payloads_mux_or_raise_remote_protocol_error(
+    data: bytes, keyframe: bool, dts: int, offset: int
+) -> None:
+    muxer = TsMuxer(MEDIA.video, MEDIA.audio)
+    try:
+        out = muxer.mux(Frame(TrackKind.VIDEO, dts + offset, dts, MILLISECONDS, keyframe, data))
+    except RemoteProtocolError:
+        return
+    assert len(out) % 188 == 0
+
+
+def test_ffprobe_reads_our_stream(tmp_path: Path) -> None:
+    ffprobe = require_tool("ffprobe")
+    path = tmp_path / "out.ts"
+    path.write_bytes(mux_all(TsMuxer(MEDIA.video, MEDIA.audio), MEDIA.frames, psi_every=100))
+    result = subprocess.run(
+        [ffprobe, "-v", "warning", "-show_streams", "-show_packets", "-of", "json", str(path)],
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    assert result.stderr == ""
+    report = json.loads(result.stdout)
+    streams = {s["codec_type"]: s for s in report["streams"]}
+    assert streams["video"]["codec_name"] == "h264"
+    assert (streams["video"]["width"], streams["video"]["height"]) == (320, 240)
+    assert streams["audio"]["codec_name"] == "aac" and int(streams["audio"]["sample_rate"]) == 44100
+    for kind, frames in (("video", MEDIA.video_frames), ("audio", MEDIA.audio_frames)):
+        index = streams[kind]["index"]
+        packets = [p for p in report["packets"] if p["stream_index"] == index]
+        # Same timestamps as the source on both tracks: audio and video stay in sync.
+        assert [p["pts"] for p in packets] == [ts90(f.pts) for f in frames]
+        assert [p["dts"] for p in packets] == [ts90(f.dts) for f in frames]
+        dts = [p["dts"] for p in packets]
+        assert dts == sorted(dts)
+
+
+def test_ffmpeg_decodes_our_stream_without_errors(tmp_path: Path) -> None:
+    ffmpeg = require_tool("ffmpeg")
+    path = tmp_path / "out.ts"
+    path.write_bytes(mux_all(TsMuxer(MEDIA.video, MEDIA.audio), MEDIA.frames))
+    result = subprocess.run(
+        [ffmpeg, "-v", "error", "-i", str(path), "-f", "null", "-"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stderr == ""
