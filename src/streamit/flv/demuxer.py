@@ -85,7 +85,7 @@ def _fps_from_metadata(value: object) -> Fraction | None:
         return None
     # NTSC rates arrive as rounded floats (29.97, 59.94): map them back to n*1000/1001.
     ntsc = round(value * 1.001)
-    if ntsc and abs(value - ntsc * 1000 / 1001) < 0.005 and ntsc != round(value):
+    if abs(value - ntsc * 1000 / 1001) < 0.005 and abs(value - ntsc) > 0.01:
         return Fraction(ntsc * 1000, 1001)
     return Fraction(value).limit_denominator(1000)
 

@@ -37,6 +37,11 @@ def video_frame_body(frame: Frame) -> bytes:
     )
 
 
+def video_end_of_sequence_body() -> bytes:
+    """The AVC end-of-sequence tag body (AVCPacketType 2) that closes a recording."""
+    return bytes((_AVC_KEYFRAME, 2, 0, 0, 0))
+
+
 def audio_config_body(config: AudioConfig) -> bytes:
     """The AAC sequence header tag body (AACPacketType 0) carrying the AudioSpecificConfig."""
     return b"".join((bytes((_AAC_SOUND_BYTE, 0)), config.record))
