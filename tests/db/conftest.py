@@ -20,7 +20,7 @@ def _postgres_admin_url() -> str:
     url = os.environ.get(PG_ENV)
     if url:
         return url
-    if os.environ.get("CI", "").lower() == "true":
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
         pytest.fail(f"{PG_ENV} must point at a PostgreSQL server when CI=true")
     pytest.skip(f"PostgreSQL tests need {PG_ENV}=postgresql+asyncpg://user@host:port/db")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
@@ -103,5 +104,27 @@ async def test_in_memory_sqlite_keeps_schema_across_sessions() -> None:
         record, key = await db.streams.create("Memory")
         found = await db.streams.find_by_key(key)
         assert found is not None and found.id == record.id
+    finally:
+        await db.close()
+
+
+async def test_downgrade_to_base_and_back(database_url: str) -> None:
+    db = Database(database_url)
+
+    def downgrade(connection: Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["connection"] = connection
+        command.downgrade(config, "base")
+
+    try:
+        await db.upgrade()
+        async with db.engine.begin() as conn:
+            await conn.run_sync(downgrade)
+        async with db.engine.connect() as conn:
+            assert "streams" not in await conn.run_sync(_tables)
+        await db.upgrade()
+        async with db.engine.connect() as conn:
+            assert "streams" in await conn.run_sync(_tables)
     finally:
         await db.close()
