@@ -282,12 +282,14 @@ class TsMuxer:
         self._pcr_due = True
         return self._pat.packetize(self._pat_payload) + self._pmt.packetize(self._pmt_payload)
 
-    def mux(self, frame: Frame) -> bytes:
+    def mux(self, frame: Frame, *, psi: bool = False) -> bytes:
         """The TS packets (a multiple of 188 bytes) carrying ``frame`` as one PES packet.
 
-        Returns ``b""`` for a video frame without any NAL unit.  Raises :class:`LocalProtocolError` when
-        the frame's track has no configuration, :class:`RemoteProtocolError` for malformed frame data or a
-        PTS before its DTS.
+        With ``psi`` the packets are preceded by :meth:`psi`, as at the start of a segment.  Returns
+        ``b""`` for a video frame without any NAL unit (and then writes no PSI either).  Raises
+        :class:`LocalProtocolError` when the frame's track has no configuration,
+        :class:`RemoteProtocolError` for malformed frame data or a PTS before its DTS; an error leaves the
+        muxer's state (continuity counters, PCR schedule) untouched.
         """
         time_base = frame.time_base
         if time_base is not self._time_base:
@@ -334,6 +336,7 @@ class TsMuxer:
             writer = self._audio_writer
             random_access = False
             carries_pcr = self._video is None
+        head = self.psi() if psi else b""
         if carries_pcr and self._pcr_is_due(dts, random_access):
             # Every AAC frame is a random access point; in an audio-only program it is flagged when the
             # adaptation field is written anyway for the PCR, saving two bytes on the other frames.
@@ -348,7 +351,8 @@ class TsMuxer:
             adaptation = _RANDOM_ACCESS_ONLY
         else:
             adaptation = b""
-        return writer.packetize(payload, adaptation)
+        packets = writer.packetize(payload, adaptation)
+        return head + packets if psi else packets
 
     def _pcr_is_due(self, dts: int, keyframe: bool) -> bool:
         """Whether the PES of the PCR track at ``dts`` must carry a PCR."""

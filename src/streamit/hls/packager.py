@@ -1,0 +1,197 @@
+"""The live HLS packager: frames in, MPEG-TS segments and playlists out (as events).
+
+Pure: the caller passes the wall clock with each frame and carries out the returned events in order
+(:class:`SegmentReady` before the :class:`PlaylistUpdated` that names the segment, RFC 8216 §6.2.2).  The
+packager holds only the open segment's bytes and the window's metadata.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from fractions import Fraction
+
+from streamit.errors import ConfigError, LocalProtocolError, NotFound
+from streamit.hls.events import PackagerEvent, PlaylistUpdated, SegmentExpired, SegmentReady
+from streamit.hls.playlist import render_media_playlist, target_duration_for
+from streamit.hls.segmenter import CLOCK, Placement, Segment, Segmenter, segment_name
+from streamit.media.frame import AudioConfig, Frame, TrackKind, VideoConfig
+from streamit.mpegts.muxer import TsMuxer
+
+AAC_FRAME_SAMPLES = 1024
+"""Samples per AAC-LC frame (ISO/IEC 14496-3 §4.5.1.1): the nominal audio frame duration."""
+
+
+class HlsPackager:
+    """Cuts one live stream into MPEG-TS segments and keeps its sliding-window media playlist.
+
+    ``target_duration`` is the wanted segment length (segments are cut at the first keyframe after it);
+    ``playlist_length`` segments are listed; a segment that left the list is expired ``expire_grace``
+    segments later, so that players still downloading it are not broken.
+    """
+
+    def __init__(
+        self, *, target_duration: Fraction = Fraction(2), playlist_length: int = 6, expire_grace: int = 2
+    ) -> None:
+        if target_duration <= 0:
+            raise ConfigError("the HLS target duration must be positive")
+        if playlist_length < 1:
+            raise ConfigError("the HLS playlist must list at least one segment")
+        if expire_grace < 0:
+            raise ConfigError("the HLS expiry grace cannot be negative")
+        self._playlist_length = playlist_length
+        self._expire_grace = expire_grace
+        self._muxer = TsMuxer(None, None)
+        self._segmenter = Segmenter(target_duration)
+        self._window: deque[Segment] = deque()
+        self._expiring: deque[str] = deque()
+        self._deferred: list[PackagerEvent] = []
+        self._next_sequence = 0
+        self._discontinuity_sequence = 0
+        self._longest = Fraction(0)
+        self._ended = False
+        self._open: list[bytes] = []
+        self._open_time: datetime | None = None
+        self._open_discontinuity = False
+        self._time_base: Fraction | None = None
+        self._scale = (1, 1)
+
+    @property
+    def segments(self) -> Sequence[Segment]:
+        """The segments of the current playlist window, oldest first, without their bytes."""
+        return tuple(self._window)
+
+    @property
+    def ended(self) -> bool:
+        """Whether the stream ended (the playlist carries EXT-X-ENDLIST)."""
+        return self._ended
+
+    def playlist(self) -> str:
+        """The current media playlist; :class:`NotFound` until the first segment exists."""
+        if not self._window:
+            raise NotFound("the playlist has no segment yet")
+        return render_media_playlist(
+            self._window,
+            target_duration=target_duration_for(self._longest),
+            discontinuity_sequence=self._discontinuity_sequence,
+            ended=self._ended,
+        )
+
+    def on_config(self, config: VideoConfig | AudioConfig) -> list[PackagerEvent]:
+        """A track's codec configuration arrived (or changed).
+
+        Raises :class:`~streamit.errors.UnsupportedCodec` for codecs MPEG-TS segments cannot carry.
+        """
+        events = self._take_deferred()
+        had_tracks = (self._muxer.video is not None, self._muxer.audio is not None)
+        self._muxer.set_config(config)
+        if isinstance(config, VideoConfig):
+            step = int(CLOCK / config.fps) if config.fps else None
+            self._segmenter.add_track(TrackKind.VIDEO, step)
+        else:
+            self._segmenter.add_track(TrackKind.AUDIO, CLOCK * AAC_FRAME_SAMPLES // config.sample_rate)
+        tracks = (self._muxer.video is not None, self._muxer.audio is not None)
+        if tracks != had_tracks and self._open:
+            # The open segment must announce the new elementary stream before carrying it.
+            self._open.append(self._muxer.psi())
+        return events
+
+    def on_frame(self, frame: Frame, wallclock: datetime) -> list[PackagerEvent]:
+        """Package one frame; ``wallclock`` is when it arrived (UTC; a naive value is taken as UTC).
+
+        Frames of a track without configuration are dropped.  Raises
+        :class:`~streamit.errors.RemoteProtocolError` for malformed frames (the packager is then
+        unchanged) and :class:`LocalProtocolError` after :meth:`end` without :meth:`restart`.
+        """
+        if self._ended:
+            raise LocalProtocolError("frame after end(); call restart() for a new publish")
+        events = self._take_deferred()
+        time_base = frame.time_base
+        if time_base is not self._time_base:
+            self._time_base = time_base
+            self._scale = (time_base.numerator * CLOCK, time_base.denominator)
+        numerator, denominator = self._scale
+        dts = frame.dts * numerator // denominator
+        kind = frame.track
+        decision = self._segmenter.decide(kind, dts, frame.keyframe)
+        if decision.placement is Placement.DROP:
+            data = b""
+        else:
+            data = self._muxer.mux(frame, psi=decision.placement is Placement.START)
+            if not data and decision.placement is Placement.START:
+                return events  # an empty access unit cannot start a segment
+        self._segmenter.accept(kind, dts, decision)
+        if decision.closed_duration is not None:
+            events.extend(self._close(decision.closed_duration))
+        if decision.placement is Placement.START:
+            self._open = [data]
+            self._open_time = wallclock
+            # A discontinuity before the very first segment is no discontinuity for players.
+            self._open_discontinuity = decision.discontinuity and self._next_sequence > 0
+        elif data:
+            self._open.append(data)
+        return events
+
+    def end(self) -> list[PackagerEvent]:
+        """The publisher stopped: flush the open segment and publish the playlist with EXT-X-ENDLIST."""
+        events = self._take_deferred()
+        if self._ended:
+            return events
+        self._ended = True
+        duration = self._segmenter.finish()
+        if duration is not None:
+            events.extend(self._close(duration))
+        elif self._window:
+            events.append(PlaylistUpdated(self.playlist()))
+        return events
+
+    def restart(self) -> None:
+        """A new publish of the same stream: the sequence continues, the next segment is discontinuous.
+
+        A segment still open (takeover without :meth:`end`) is closed, and it and a playlist without
+        EXT-X-ENDLIST are returned with the next call's events.  Codec configurations must be given again.
+        """
+        duration = self._segmenter.finish()
+        was_ended = self._ended
+        self._ended = False
+        if duration is not None:
+            self._deferred.extend(self._close(duration))
+        elif was_ended and self._window:
+            self._deferred.append(PlaylistUpdated(self.playlist()))
+        self._segmenter.mark_discontinuity()
+        self._segmenter.clear_tracks()
+        self._muxer.reset()
+
+    def _take_deferred(self) -> list[PackagerEvent]:
+        events, self._deferred = self._deferred, []
+        return events
+
+    def _close(self, duration: Fraction) -> list[PackagerEvent]:
+        """Finish the open segment: hand over its bytes, slide the window, publish the playlist."""
+        assert self._open_time is not None
+        sequence = self._next_sequence
+        self._next_sequence += 1
+        segment = Segment(
+            sequence=sequence,
+            name=segment_name(sequence),
+            duration=duration,
+            program_date_time=self._open_time,
+            discontinuity=self._open_discontinuity,
+            data=b"".join(self._open),
+        )
+        self._open = []
+        self._open_time = None
+        self._longest = max(self._longest, duration)
+        events: list[PackagerEvent] = [SegmentReady(segment)]
+        self._window.append(replace(segment, data=b""))
+        while len(self._window) > self._playlist_length:
+            dropped = self._window.popleft()
+            if dropped.discontinuity:
+                self._discontinuity_sequence += 1
+            self._expiring.append(dropped.name)
+        events.append(PlaylistUpdated(self.playlist()))
+        while len(self._expiring) > self._expire_grace:
+            events.append(SegmentExpired(self._expiring.popleft()))
+        return events

@@ -1,0 +1,183 @@
+"""Where to cut a live stream into HLS media segments.
+
+Rules:
+
+* A stream with video cuts only at a video keyframe, once the open segment has lasted the target
+  duration; every segment starts with that keyframe, and frames before the first keyframe are dropped
+  (audio included).  An audio-only stream cuts on any audio frame.
+* A segment lasts from its first frame's DTS to the next segment's first DTS; the last one, closed by
+  :meth:`Segmenter.finish`, until its last frame's DTS plus one frame duration (the last DTS step seen on
+  that track, else the nominal frame duration of the track).
+* A DTS of the cutting track more than ``JUMP_TOLERANCE`` (1 s) away from the expected next DTS (last DTS
+  plus one frame), in either direction, is a timestamp discontinuity: the open segment is closed there and
+  the next segment, which again must start with a keyframe, is marked discontinuous (RFC 8216 §4.3.2.3).
+
+Time is counted in integer 90 kHz ticks; durations are exact :class:`~fractions.Fraction` seconds.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+
+from streamit.media.frame import TrackKind
+
+CLOCK = 90_000
+"""Ticks per second of the segmenter's clock (the MPEG-TS 90 kHz clock)."""
+
+JUMP_TOLERANCE = CLOCK
+"""How far (1 s) a DTS may stray from the expected one before it counts as a discontinuity."""
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One finished media segment.
+
+    ``data`` is the whole MPEG-TS segment in :class:`~streamit.hls.events.SegmentReady`, and empty in the
+    packager's window (which keeps metadata only).
+    """
+
+    sequence: int
+    name: str  # e.g. "seg-000042.ts"
+    duration: Fraction  # seconds
+    program_date_time: datetime  # UTC wall clock of the segment's first frame
+    discontinuity: bool
+    data: bytes
+
+
+def segment_name(sequence: int) -> str:
+    """The file name of the segment with media sequence number ``sequence``."""
+    return f"seg-{sequence:06d}.ts"
+
+
+class SegmenterState(enum.Enum):
+    """Whether a segment is open."""
+
+    WAITING = "waiting"  # no open segment: waiting for a frame that can start one
+    OPEN = "open"
+
+
+class Placement(enum.Enum):
+    """What happens to a frame."""
+
+    DROP = "drop"
+    APPEND = "append"  # into the open segment
+    START = "start"  # first frame of a new segment
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where a frame goes, and whether the open segment closes before it.
+
+    ``closed_duration`` is the duration of the open segment if it ends before this frame;
+    ``discontinuity`` says whether the next segment to start follows a timestamp discontinuity.
+    """
+
+    placement: Placement
+    closed_duration: Fraction | None
+    discontinuity: bool
+
+
+_DROP = Decision(Placement.DROP, None, False)
+_APPEND = Decision(Placement.APPEND, None, False)
+
+
+class Segmenter:
+    """Decides segment boundaries from frame timing; holds no media bytes.
+
+    Two steps per frame, so that a caller whose muxing fails changes nothing: :meth:`decide` (pure), then
+    :meth:`accept` once the frame was handled.
+    """
+
+    def __init__(self, target_duration: Fraction) -> None:
+        self._target = int(target_duration * CLOCK)
+        self._tracks: dict[TrackKind, int] = {}
+        self.state = SegmenterState.WAITING
+        self._start = 0
+        self._segment_track = TrackKind.VIDEO
+        self._last_dts: dict[TrackKind, int] = {}
+        self._step: dict[TrackKind, int] = {}
+        self._pending_discontinuity = False
+
+    def add_track(self, kind: TrackKind, nominal_frame_duration: int | None) -> None:
+        """Declare a track (its codec configuration arrived); its nominal frame duration in ticks."""
+        self._tracks[kind] = nominal_frame_duration or 0
+
+    def clear_tracks(self) -> None:
+        """Forget all tracks (publisher gone); frames are dropped until tracks are declared again."""
+        self._tracks.clear()
+
+    @property
+    def cut_track(self) -> TrackKind | None:
+        """The track whose frames start segments: video when there is video, else audio."""
+        if TrackKind.VIDEO in self._tracks:
+            return TrackKind.VIDEO
+        if TrackKind.AUDIO in self._tracks:
+            return TrackKind.AUDIO
+        return None
+
+    def _frame_step(self, kind: TrackKind) -> int:
+        return self._step.get(kind) or self._tracks.get(kind, 0)
+
+    def _open_duration(self) -> Fraction:
+        kind = self._segment_track
+        end = self._last_dts.get(kind, self._start) + self._frame_step(kind)
+        return Fraction(max(end - self._start, 0), CLOCK)
+
+    def decide(self, kind: TrackKind, dts: int, keyframe: bool) -> Decision:
+        """Where the frame of track ``kind`` at ``dts`` (ticks) goes.  Changes nothing."""
+        cut = self.cut_track
+        if cut is None or kind not in self._tracks:
+            return _DROP
+        closed: Fraction | None = None
+        discontinuity = self._pending_discontinuity
+        is_open = self.state is SegmenterState.OPEN
+        if is_open and kind is cut and kind is self._segment_track:
+            expected = self._last_dts[kind] + self._frame_step(kind)
+            if abs(dts - expected) > JUMP_TOLERANCE:
+                closed = self._open_duration()
+                discontinuity = True
+                is_open = False
+        can_start = kind is cut and (keyframe or kind is TrackKind.AUDIO)
+        if is_open:
+            if can_start and (dts - self._start >= self._target or self._segment_track is not cut):
+                return Decision(Placement.START, Fraction(max(dts - self._start, 0), CLOCK), False)
+            if kind is TrackKind.VIDEO and self._segment_track is not TrackKind.VIDEO:
+                return _DROP  # video appeared mid audio-only segment: wait for its keyframe
+            return _APPEND
+        return Decision(Placement.START if can_start else Placement.DROP, closed, discontinuity)
+
+    def accept(self, kind: TrackKind, dts: int, decision: Decision) -> None:
+        """Record that the frame was handled as ``decision`` said."""
+        if decision.closed_duration is not None:
+            self.state = SegmenterState.WAITING
+            self._pending_discontinuity = decision.discontinuity
+        if decision.placement is Placement.DROP:
+            return
+        if decision.placement is Placement.START:
+            if decision.discontinuity:
+                self._last_dts.clear()
+                self._step.clear()
+            self.state = SegmenterState.OPEN
+            self._start = dts
+            self._segment_track = kind
+            self._pending_discontinuity = False
+        last = self._last_dts.get(kind)
+        if last is not None and dts > last:
+            self._step[kind] = dts - last
+        self._last_dts[kind] = dts
+
+    def finish(self) -> Fraction | None:
+        """Close the open segment (end of stream); its duration, or ``None`` if none was open."""
+        if self.state is not SegmenterState.OPEN:
+            return None
+        self.state = SegmenterState.WAITING
+        return self._open_duration()
+
+    def mark_discontinuity(self) -> None:
+        """The next segment follows a discontinuity (republish); timing history is forgotten."""
+        self._pending_discontinuity = True
+        self._last_dts.clear()
+        self._step.clear()
