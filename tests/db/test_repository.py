@@ -276,3 +276,17 @@ async def test_unreachable_database_raises_database_unavailable() -> None:
         assert await db.ping() is False
     finally:
         await db.close()
+
+
+async def test_concurrent_writers_do_not_fail(db: Database) -> None:
+    records = [record for record, _ in [await db.streams.create(f"Busy {i}") for i in range(8)]]
+    await asyncio.gather(*(db.streams.mark_live(r.id, T0) for r in records))
+    await asyncio.gather(
+        *(db.streams.update_live_info(r.id, viewers=i, bitrate_kbps=100 * i) for i, r in enumerate(records)),
+        *(db.streams.create(f"Late {i}") for i in range(4)),
+        *(db.streams.rotate_key(r.slug) for r in records[:4]),
+    )
+    await asyncio.gather(*(db.streams.mark_ended(r.id, T0 + timedelta(hours=1)) for r in records))
+    ended = await db.streams.list(StreamStatus.ENDED)
+    assert {r.id for r in ended} == {r.id for r in records}
+    assert len(await db.streams.list(StreamStatus.DRAFT)) == 4

@@ -114,18 +114,16 @@ class StreamRepository:
                 created_at=datetime.now(UTC),
                 viewers=0,
             )
+            # The unique constraint decides collisions, also between concurrent creators; a single
+            # INSERT per transaction also never needs SQLite to upgrade a read lock to a write lock.
             async with self._sessions() as session:
-                # Checking first keeps the common collision out of the error path; the unique
-                # constraint still decides races between concurrent creators.
-                taken = await session.scalar(select(StreamRow.id).where(StreamRow.slug == candidate))
-                if taken is None:
-                    session.add(row)
-                    try:
-                        await session.commit()
-                    except IntegrityError:
-                        await session.rollback()
-                    else:
-                        return _record(row), key
+                session.add(row)
+                try:
+                    await session.commit()
+                except IntegrityError:
+                    await session.rollback()
+                else:
+                    return _record(row), key
         if slug is not None:
             raise SlugTaken(f"slug {slug!r} is already in use")
         raise SlugTaken(f"could not find a free slug for title {title!r}")
@@ -165,21 +163,29 @@ class StreamRepository:
     async def _transition(
         self, stream_id: str, target: StreamStatus, changes: dict[str, Any]
     ) -> StreamRecord:
+        sources = {source for source, targets in ALLOWED_TRANSITIONS.items() if target in targets}
+        if target is StreamStatus.ENDED:
+            sources.discard(StreamStatus.ENDED)  # ending twice keeps the first ended_at
+        # One conditional UPDATE makes check-and-change atomic on every backend; a read-then-write
+        # transaction on SQLite in WAL mode fails with SQLITE_BUSY if another writer commits between.
+        statement = (
+            update(StreamRow)
+            .where(StreamRow.id == stream_id, StreamRow.status.in_(sources))
+            .values(status=target, **changes)
+            .returning(StreamRow)
+        )
         async with self._sessions() as session, session.begin():
-            row = await session.get(StreamRow, stream_id, with_for_update=True)
-            if row is None:
-                raise NotFound(f"no stream with id {stream_id!r}")
-            if target not in ALLOWED_TRANSITIONS[row.status]:
-                raise InvalidTransition(
-                    f"stream {row.slug!r} is {row.status.value}, cannot become {target.value}"
-                )
-            if row.status is StreamStatus.ENDED and target is StreamStatus.ENDED:
+            row = await session.scalar(statement)
+            if row is not None:
                 return _record(row)
-            row.status = target
-            for column, value in changes.items():
-                setattr(row, column, value)
-            await session.flush()
-            return _record(row)
+            current = await session.get(StreamRow, stream_id)
+            if current is None:
+                raise NotFound(f"no stream with id {stream_id!r}")
+            if current.status is target:
+                return _record(current)
+            raise InvalidTransition(
+                f"stream {current.slug!r} is {current.status.value}, cannot become {target.value}"
+            )
 
     async def mark_live(self, stream_id: str, started_at: datetime) -> StreamRecord:
         """Record that a publisher went live: status ``LIVE``, ``started_at`` set, live info reset."""
