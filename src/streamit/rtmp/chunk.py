@@ -80,6 +80,15 @@ class ChunkReader:
         Raises :class:`~streamit.errors.RemoteProtocolError` (or :class:`~streamit.errors.MessageTooLarge`).
         """
         messages: list[Message] = []
+        consumed = self.read_into(data, messages)
+        return messages, consumed
+
+    def read_into(self, data: bytes | bytearray | memoryview, messages: list[Message]) -> int:
+        """Like :meth:`read`, appending to ``messages``, which keeps what completed before an error."""
+        with memoryview(data) as view:
+            return self._read(view, messages)
+
+    def _read(self, data: memoryview, messages: list[Message]) -> int:
         end = len(data)
         pos = 0
         unpack_u32 = _U32.unpack_from
@@ -196,7 +205,7 @@ class ChunkReader:
             else:
                 stream.parts = [bytes(data[p:pos])]
                 stream.received = size
-        return messages, pos
+        return pos
 
     def _complete(self, stream: _InboundChunkStream, csid: int, payload: bytes, out: list[Message]) -> None:
         type_id = stream.type_id

@@ -73,7 +73,6 @@ class ConnectionState(enum.Enum):
     CONNECT_PENDING = "connect pending"
     CONNECTED = "connected"
     REJECTED = "rejected"
-    FAILED = "failed"
 
 
 class StreamState(enum.Enum):
@@ -138,6 +137,8 @@ class RtmpConnection:
         self._streams: dict[int, _MessageStream] = {}
         self._next_stream_id = 1
         self.state = ConnectionState.HANDSHAKE
+        self.failed = False
+        """Set once :meth:`receive_data` raised; events queued before the error can still be taken."""
         self.dropped_messages = 0
         """Media and metadata messages dropped because their stream was not publishing."""
         self._command_handlers: dict[str, Callable[[Message, Command], None]] = {
@@ -172,14 +173,14 @@ class RtmpConnection:
         Raises :class:`~streamit.errors.RemoteProtocolError` (or a subclass) if the peer broke the protocol;
         the connection is then unusable, but events parsed before the error stay available.
         """
-        if self.state is ConnectionState.FAILED:
+        if self.failed:
             raise LocalProtocolError("receive_data called after the connection failed")
         try:
             if self._deferred_error is not None:
                 raise self._deferred_error
             self._receive(data, now)
         except RemoteProtocolError:
-            self.state = ConnectionState.FAILED
+            self.failed = True
             raise
 
     def next_event(self) -> Event | None:
@@ -300,13 +301,17 @@ class RtmpConnection:
         if self.state is ConnectionState.HANDSHAKE:
             self.state = ConnectionState.AWAITING_CONNECT
         if inbox:
-            messages, consumed = self._reader.read(inbox)
+            messages: list[Message] = []
+            try:
+                consumed = self._reader.read_into(inbox, messages)
+            finally:
+                # Messages completed before a chunk-level error are still processed, then the error is raised.
+                for message in messages:
+                    if self.state is ConnectionState.CONNECT_PENDING:
+                        self._held.append(message)
+                    else:
+                        self._dispatch(message)
             del inbox[:consumed]
-            for message in messages:
-                if self.state is ConnectionState.CONNECT_PENDING:
-                    self._held.append(message)
-                else:
-                    self._dispatch(message)
         window = self._ack_window
         # RTMP 1.0 §5.4.3: acknowledge each time another window's worth of bytes has arrived.
         if window and self._bytes_received - self._acknowledged >= window:
