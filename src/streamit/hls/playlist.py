@@ -20,6 +20,11 @@ def format_duration(seconds: Fraction) -> str:
     return f"{millis // 1000}.{millis % 1000:03d}"
 
 
+def rounded_duration(seconds: Fraction) -> int:
+    """The EXTINF value as written, rounded half up to an integer: what must not exceed the target."""
+    return math.floor(Fraction(round(seconds * 1000), 1000) + Fraction(1, 2))
+
+
 def format_date_time(moment: datetime) -> str:
     """An ISO 8601 UTC timestamp with milliseconds and a ``Z`` (RFC 8216 §4.3.2.6).
 
@@ -55,7 +60,7 @@ def render_media_playlist(
     """
     if not segments:
         raise LocalProtocolError("a media playlist needs at least one segment")
-    if any(round(segment.duration) > target_duration for segment in segments):
+    if any(rounded_duration(segment.duration) > target_duration for segment in segments):
         raise LocalProtocolError("a segment is longer than the target duration")
     lines = [
         "#EXTM3U",

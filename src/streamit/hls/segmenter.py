@@ -6,8 +6,8 @@ Rules:
   duration; every segment starts with that keyframe, and frames before the first keyframe are dropped
   (audio included).  An audio-only stream cuts on any audio frame.
 * A segment lasts from its first frame's DTS to the next segment's first DTS; the last one, closed by
-  :meth:`Segmenter.finish`, until its last frame's DTS plus one frame duration (the last DTS step seen on
-  that track, else the nominal frame duration of the track).
+  :meth:`Segmenter.finish`, until its last frame's DTS plus one frame duration (the last DTS step of at
+  most 1 s seen on that track, else the nominal frame duration of the track).
 * A DTS of the cutting track more than ``JUMP_TOLERANCE`` (1 s) away from the expected next DTS (last DTS
   plus one frame), in either direction, is a timestamp discontinuity: the open segment is closed there and
   the next segment, which again must start with a keyframe, is marked discontinuous (RFC 8216 §4.3.2.3).
@@ -165,7 +165,8 @@ class Segmenter:
             self._segment_track = kind
             self._pending_discontinuity = False
         last = self._last_dts.get(kind)
-        if last is not None and dts > last:
+        # A gap longer than the jump tolerance is no frame duration; keep the previous estimate.
+        if last is not None and 0 < dts - last <= JUMP_TOLERANCE:
             self._step[kind] = dts - last
         self._last_dts[kind] = dts
 
