@@ -36,6 +36,7 @@ class StreamReader:
     """
 
     __slots__ = (
+        "_audio_waiting",
         "_closed",
         "_config_count",
         "_frame_bytes",
@@ -43,7 +44,7 @@ class StreamReader:
         "_items",
         "_resyncing",
         "_stream",
-        "_waiting_for_keyframe",
+        "_video_waiting",
         "dropped_frames",
         "max_bytes",
         "max_frames",
@@ -69,7 +70,8 @@ class StreamReader:
         self._frame_count = 0
         self._frame_bytes = 0
         self._config_count = 0
-        self._waiting_for_keyframe = True
+        self._video_waiting = True
+        self._audio_waiting = True
         self._resyncing = False
         self._closed = False
 
@@ -137,28 +139,40 @@ class StreamReader:
             self.on_readable()
 
     def _offer_frame(self, frame: Frame) -> None:
-        if self._waiting_for_keyframe:
-            if not self._starts_gop(frame):
-                if self._resyncing:
-                    self.dropped_frames += 1
-                return
-            self._waiting_for_keyframe = self._resyncing = False
         size = len(frame.data)
+        if size > self.max_bytes:
+            # It can never be queued; later video frames reference it, so resync at the next keyframe.
+            self.dropped_frames += 1
+            if frame.track is TrackKind.VIDEO:
+                self._video_waiting = self._resyncing = True
+            return
+        if not self._accepts(frame):
+            if self._resyncing:
+                self.dropped_frames += 1
+            return
         if self._frame_count >= self.max_frames or self._frame_bytes + size > self.max_bytes:
             self._overflow()
-            if not self._starts_gop(frame) or size > self.max_bytes:
+            if not self._accepts(frame):
                 self.dropped_frames += 1
                 return
-            self._waiting_for_keyframe = self._resyncing = False
         self._items.append(frame)
         self._frame_count += 1
         self._frame_bytes += size
 
-    def _starts_gop(self, frame: Frame) -> bool:
+    def _accepts(self, frame: Frame) -> bool:
+        # Video may only start at a keyframe; audio waits for that keyframe too while the stream has
+        # video, so that what a reader delivers starts on a common, decodable boundary.
         if frame.track is TrackKind.VIDEO:
-            return frame.keyframe
-        # Without video there are no GOPs: any audio frame is a valid place to resume.
-        return self._stream.video_config is None
+            if self._video_waiting:
+                if not frame.keyframe:
+                    return False
+                self._video_waiting = self._audio_waiting = self._resyncing = False
+            return True
+        if self._audio_waiting:
+            if self._stream.video_config is not None:
+                return False
+            self._audio_waiting = self._resyncing = False
+        return True
 
     def _overflow(self) -> None:
         video: VideoConfig | None = None
@@ -174,7 +188,7 @@ class StreamReader:
             if config is not None:
                 self._items.append(config)
                 self._config_count += 1
-        self._waiting_for_keyframe = self._resyncing = True
+        self._video_waiting = self._audio_waiting = self._resyncing = True
 
 
 class Stream:
