@@ -18,7 +18,7 @@ import click
 from streamit.api.schemas import playback_url, stream_out
 from streamit.config import Settings, load_settings
 from streamit.db import Database, StreamRecord, StreamStatus
-from streamit.errors import StreamitError
+from streamit.errors import InvalidInput, StreamitError
 
 T = TypeVar("T")
 CommandFunc = Callable[..., Any]
@@ -72,6 +72,8 @@ def _settings_options(func: CommandFunc) -> CommandFunc:
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coroutine)
+    except InvalidInput as exc:
+        raise click.BadParameter(str(exc)) from exc
     except StreamitError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -131,12 +133,9 @@ def streams() -> None:
 @_settings_options
 def create_stream(title: str, slug: str | None, description: str, as_json: bool, settings: Settings) -> None:
     """Create a stream and print its key and URLs (the key is shown only here and by rotate-key)."""
-    try:
-        record, key = _run(
-            _with_database(settings, lambda db: db.streams.create(title, slug=slug, description=description))
-        )
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
+    record, key = _run(
+        _with_database(settings, lambda db: db.streams.create(title, slug=slug, description=description))
+    )
     result = {
         "id": record.id,
         "slug": record.slug,

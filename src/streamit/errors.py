@@ -51,3 +51,23 @@ class PublishRefused(StreamitError):
         super().__init__(description)
         self.code = code
         self.description = description
+
+
+class InvalidInput(StreamitError, ValueError):
+    """A value given by a user (title, slug, time …) is not acceptable."""
+
+
+class InvalidSlug(InvalidInput):
+    """A slug does not match ``[a-z0-9-]{1,64}`` (no leading/trailing hyphen) or is a reserved word."""
+
+
+class SlugTaken(StreamitError):
+    """Another stream already uses the requested slug."""
+
+
+class InvalidTransition(StreamitError):
+    """The stream's status does not allow the requested change (e.g. ``DRAFT`` → ``ENDED``)."""
+
+
+class DatabaseUnavailable(StreamitError):
+    """The database cannot be reached or refused the connection."""

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamit.db.errors import InvalidSlug
 from streamit.db.slugs import (
     MAX_SLUG_LENGTH,
     RESERVED_SLUGS,
@@ -17,7 +16,7 @@ from streamit.db.slugs import (
     validate_slug,
     with_suffix,
 )
-from streamit.errors import StreamitError
+from streamit.errors import InvalidSlug, StreamitError
 
 WELL_FORMED = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
 

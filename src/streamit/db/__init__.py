@@ -4,10 +4,10 @@ Callers see only plain records (:class:`StreamRecord`, :class:`MediaInfo`) and :
 """
 
 from streamit.db.database import Database
-from streamit.db.errors import DatabaseUnavailable, InvalidSlug, InvalidTransition, SlugTaken
 from streamit.db.records import MediaInfo, StreamRecord, StreamStatus
 from streamit.db.repository import StreamRepository
 from streamit.db.slugs import RESERVED_SLUGS, validate_slug
+from streamit.errors import DatabaseUnavailable, InvalidSlug, InvalidTransition, SlugTaken
 
 __all__ = [
     "RESERVED_SLUGS",

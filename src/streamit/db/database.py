@@ -13,9 +13,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from streamit.db.errors import DatabaseUnavailable
 from streamit.db.repository import StreamRepository
-from streamit.errors import ConfigError
+from streamit.errors import ConfigError, DatabaseUnavailable
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Arbitrary constant naming the PostgreSQL advisory lock that serialises concurrent `upgrade()` calls

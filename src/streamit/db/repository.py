@@ -13,11 +13,11 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from streamit.db.errors import DatabaseUnavailable, InvalidTransition, NotFound, SlugTaken
 from streamit.db.keys import generate_stream_key, hash_stream_key, is_plausible_key, key_matches
 from streamit.db.models import StreamRow
 from streamit.db.records import ALLOWED_TRANSITIONS, MediaInfo, StreamRecord, StreamStatus
 from streamit.db.slugs import is_valid_slug, slugify, validate_slug, with_suffix
+from streamit.errors import DatabaseUnavailable, InvalidInput, InvalidTransition, NotFound, SlugTaken
 
 # Random suffixes come from 36**6 ≈ 2e9 values, so a handful of retries only fails on a broken DB.
 _SLUG_ATTEMPTS = 8
@@ -62,7 +62,7 @@ def _media_columns(media: MediaInfo) -> dict[str, Any]:
 
 def _require_aware(moment: datetime, name: str) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware")
+        raise InvalidInput(f"{name} must be timezone-aware")
     return moment.astimezone(UTC)
 
 
@@ -94,7 +94,7 @@ class StreamRepository:
         """
         title = title.strip()
         if not title or len(title) > _MAX_TITLE_LENGTH:
-            raise ValueError(f"title must be 1-{_MAX_TITLE_LENGTH} characters")
+            raise InvalidInput(f"title must be 1-{_MAX_TITLE_LENGTH} characters")
         if slug is not None:
             validate_slug(slug)
             candidates = [slug]

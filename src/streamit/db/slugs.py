@@ -6,7 +6,7 @@ import re
 import secrets
 import unicodedata
 
-from streamit.db.errors import InvalidSlug
+from streamit.errors import InvalidSlug
 
 MAX_SLUG_LENGTH = 64
 SUFFIX_LENGTH = 6
