@@ -125,7 +125,7 @@ def test_large_integers_become_doubles() -> None:
     assert encode_amf3((1 << 28) - 1)[0] == 0x04
 
 
-texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20)
+texts = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=20)
 keys = texts.filter(bool)
 scalars = (
     st.none()
