@@ -842,7 +842,9 @@ def results_tables(
         ],
     )  # fmt: skip
     parts = [main]
-    if "nginx" in settings.servers and "streamit" in settings.servers:
+    if not {"nginx", "streamit"} <= set(settings.servers):
+        parts.append("No ratio table: it needs `--servers nginx,streamit`.")
+    else:
         by_key = {(s.server, s.n): s for s in summaries}
         rows = []
         for n in settings.counts:
@@ -921,9 +923,10 @@ def machine_facts() -> list[tuple[str, str]]:
         ("memory", mem),
         ("kernel", f"{platform.system()} {platform.release()}"),
         ("python", platform.python_version()),
-        ("ffmpeg", first_line(["ffmpeg", "-version"])),
+        ("CPU time resolution", f"{1000 / CLOCK_TICKS:g} ms (CLK_TCK {CLOCK_TICKS})"),
+        ("ffmpeg", first_line(["ffmpeg", "-version"]).split(" Copyright")[0]),
         ("nginx", first_line(["nginx", "-v"])),
-        ("streamit commit", first_line(["git", "-C", str(REPO_DIR), "rev-parse", "--short", "HEAD"])),
+        ("streamit commit", first_line(["git", "-C", str(REPO_DIR), "describe", "--always", "--dirty"])),
     ]
 
 
