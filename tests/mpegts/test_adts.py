@@ -50,10 +50,16 @@ def test_fields(object_type: int, sampling_index: int, channels: int, size: int)
     }
 
 
-@pytest.mark.parametrize(("object_type", "index", "channels"), [(5, 4, 2), (0, 4, 2), (2, 15, 2), (2, 13, 1)])
+@pytest.mark.parametrize(("object_type", "index", "channels"), [(6, 4, 2), (0, 4, 2), (2, 15, 2), (2, 13, 1)])
 def test_unsupported_configurations(object_type: int, index: int, channels: int) -> None:
     with pytest.raises(UnsupportedCodec):
         AdtsHeader(object_type, index, channels)
+
+
+@pytest.mark.parametrize("object_type", [5, 29])
+def test_he_aac_is_written_as_its_aac_lc_core(object_type: int) -> None:
+    header = decode_adts(AdtsHeader(object_type, 6, 1).header(100))
+    assert header["profile"] == 1 and header["sampling_index"] == 6 and header["channels"] == 1
 
 
 def test_oversized_frame_is_the_peers_error() -> None:

@@ -18,6 +18,7 @@ from streamit.hls.events import PackagerEvent, PlaylistUpdated, SegmentExpired, 
 from streamit.hls.playlist import render_media_playlist, target_duration_for
 from streamit.hls.segmenter import CLOCK, Placement, Segment, Segmenter, segment_name
 from streamit.media.frame import AudioConfig, Frame, TrackKind, VideoConfig
+from streamit.mpegts.adts import SAMPLING_FREQUENCIES
 from streamit.mpegts.muxer import TsMuxer
 
 AAC_FRAME_SAMPLES = 1024
@@ -91,7 +92,9 @@ class HlsPackager:
             step = int(CLOCK / config.fps) if config.fps else None
             self._segmenter.add_track(TrackKind.VIDEO, step)
         else:
-            self._segmenter.add_track(TrackKind.AUDIO, CLOCK * AAC_FRAME_SAMPLES // config.sample_rate)
+            # The core sample rate: an HE-AAC frame doubles both its samples and its output rate.
+            rate = SAMPLING_FREQUENCIES[config.sampling_index]
+            self._segmenter.add_track(TrackKind.AUDIO, CLOCK * AAC_FRAME_SAMPLES // rate)
         tracks = (self._muxer.video is not None, self._muxer.audio is not None)
         if tracks != had_tracks and self._open:
             # The open segment must announce the new elementary stream before carrying it.
