@@ -284,3 +284,13 @@ def test_program_config_comment_is_skipped_exactly() -> None:
     assert parse_audio_specific_config(PCE_ASC).channels == 6
     with pytest.raises(RemoteProtocolError, match="truncated"):
         parse_audio_specific_config(PCE_ASC[:-1])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=40))
+def test_fuzz_adts_only_remote_protocol_errors(data: bytes) -> None:
+    try:
+        frames = list(iter_adts_frames(b"\xff\xf1" + data))
+    except RemoteProtocolError:
+        return
+    assert sum(header.frame_length for header, _ in frames) == len(data) + 2
