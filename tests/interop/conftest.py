@@ -189,15 +189,71 @@ def server(tmp_path: Path, ffmpeg: str) -> Iterator[Server]:
     assert "Traceback" not in srv.log(), srv.log()
 
 
-def publish(
-    ffmpeg: str, url: str, *, seconds: float, extra: list[str] | None = None, realtime: bool = True
-) -> subprocess.Popen[bytes]:
-    """Start an ffmpeg that publishes a generated 640x360 H.264/AAC stream with a 1 s GOP."""
-    args = [ffmpeg, "-hide_banner", "-loglevel", "error"]
-    if realtime:
-        args.append("-re")
-    args += TESTSRC + ["-t", str(seconds)] + ENCODE_1S_GOP + (extra or []) + ["-f", "flv", url]
-    return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+class Publisher:
+    """An ffmpeg publisher process; its stderr goes to a file so that failures can be shown."""
+
+    def __init__(self, args: list[str], log_path: Path) -> None:
+        self.log_path = log_path
+        with log_path.open("wb") as log_file:
+            self.process = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file
+            )
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
+
+    def errors(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+class PublisherFactory:
+    """Starts ffmpeg publishers and kills any still running when the test ends."""
+
+    def __init__(self, ffmpeg: str, directory: Path) -> None:
+        self.ffmpeg = ffmpeg
+        self.directory = directory
+        self.started: list[Publisher] = []
+
+    def start(self, args: list[str]) -> Publisher:
+        publisher = Publisher([self.ffmpeg, *args], self.directory / f"ffmpeg-{len(self.started)}.log")
+        self.started.append(publisher)
+        return publisher
+
+    def generated(
+        self, url: str, *, seconds: float, extra: list[str] | None = None, realtime: bool = True
+    ) -> Publisher:
+        """Publish a generated 640x360 H.264/AAC stream with a 1 s GOP."""
+        args = ["-hide_banner", "-loglevel", "error"]
+        if realtime:
+            args.append("-re")
+        args += [*TESTSRC, "-t", str(seconds), *ENCODE_1S_GOP, *(extra or []), "-f", "flv", url]
+        return self.start(args)
+
+    def copy(self, clip: Path, url: str) -> Publisher:
+        """Publish a pre-encoded clip in real time without re-encoding."""
+        return self.start(
+            ["-hide_banner", "-loglevel", "error", "-re", "-i", str(clip), "-c", "copy", "-f", "flv", url]
+        )
+
+
+@pytest.fixture
+def publishers(ffmpeg: str, tmp_path: Path) -> Iterator[PublisherFactory]:
+    factory = PublisherFactory(ffmpeg, tmp_path)
+    yield factory
+    for publisher in factory.started:
+        publisher.stop()
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import httpx
 import m3u8
 import pytest
 
-from tests.interop.conftest import Server, publish, wait_for
+from tests.interop.conftest import Publisher, PublisherFactory, Server, wait_for
 
 pytestmark = pytest.mark.interop
 
@@ -92,7 +92,7 @@ def check_timeline(ffprobe: str, ts_file: Path, *, width: int, height: int) -> N
 
 
 def watch_live_stream(
-    server: Server, ffprobe: str, slug: str, publisher: subprocess.Popen[bytes], timeout: float
+    server: Server, ffprobe: str, slug: str, publisher: Publisher, timeout: float
 ) -> tuple[Capture, float]:
     """Poll the playlist like a player until the publisher exits; probe the live playlist once."""
     capture = Capture()
@@ -138,14 +138,16 @@ def check_capture(capture: Capture, tmp_path: Path, ffprobe: str) -> Path:
     return joined
 
 
-def test_ffmpeg_publish_to_hls(server: Server, ffmpeg: str, ffprobe: str, tmp_path: Path) -> None:
+def test_ffmpeg_publish_to_hls(
+    server: Server, publishers: PublisherFactory, ffmpeg: str, ffprobe: str, tmp_path: Path
+) -> None:
     info = server.create_stream("Interop test", slug="interop")
     assert info.stream_key not in info.playback_url
     assert server.stream_json("interop")["status"] == "DRAFT"
-    publisher = publish(ffmpeg, server.rtmp_url(info.stream_key), seconds=20)
+    publisher = publishers.generated(server.rtmp_url(info.stream_key), seconds=20)
     started = time.monotonic()
     capture, exited_at = watch_live_stream(server, ffprobe, "interop", publisher, timeout=60)
-    assert publisher.returncode == 0, publisher.stderr.read() if publisher.stderr else ""
+    assert publisher.returncode == 0, publisher.errors()
     final = assert_ended_quickly(server, "interop", capture, exited_at)
     assert capture.first_segment_at is not None
     assert capture.first_segment_at - started < TARGET + 3.0
@@ -171,10 +173,12 @@ def test_ffmpeg_publish_to_hls(server: Server, ffmpeg: str, ffprobe: str, tmp_pa
     assert info.stream_key not in server.log()
 
 
-def test_timestamps_above_2_pow_24_ms(server: Server, ffmpeg: str, ffprobe: str, tmp_path: Path) -> None:
+def test_timestamps_above_2_pow_24_ms(
+    server: Server, publishers: PublisherFactory, ffmpeg: str, ffprobe: str, tmp_path: Path
+) -> None:
     info = server.create_stream("Extended timestamps", slug="extended")
-    publisher = publish(
-        ffmpeg, server.rtmp_url(info.stream_key), seconds=10, extra=["-output_ts_offset", "16780"]
+    publisher = publishers.generated(
+        server.rtmp_url(info.stream_key), seconds=10, extra=["-output_ts_offset", "16780"]
     )
     capture, exited_at = watch_live_stream(server, ffprobe, "extended", publisher, timeout=40)
     assert publisher.returncode == 0
@@ -186,9 +190,9 @@ def test_timestamps_above_2_pow_24_ms(server: Server, ffmpeg: str, ffprobe: str,
     assert first > 16780, "timestamps above 2^24 ms were not carried through"
 
 
-def test_wrong_key_is_refused(server: Server, ffmpeg: str) -> None:
+def test_wrong_key_is_refused(server: Server, publishers: PublisherFactory) -> None:
     server.create_stream("Real one", slug="real")
-    publisher = publish(ffmpeg, server.rtmp_url("sk_not_a_real_key_at_all_1234"), seconds=5)
+    publisher = publishers.generated(server.rtmp_url("sk_not_a_real_key_at_all_1234"), seconds=5)
     assert publisher.wait(20) != 0
     hls_root = server.data_dir / "hls"
     assert not hls_root.exists() or not any(hls_root.iterdir()), "a refused publish created HLS output"
@@ -199,18 +203,17 @@ def test_wrong_key_is_refused(server: Server, ffmpeg: str) -> None:
     assert httpx.get(f"{server.http}/hls/real/index.m3u8").status_code == 404
 
 
-def test_reconnect_with_same_key_takes_over(server: Server, ffmpeg: str, ffprobe: str) -> None:
+def test_reconnect_with_same_key_takes_over(server: Server, publishers: PublisherFactory) -> None:
     info = server.create_stream("Takeover", slug="takeover")
-    first = publish(ffmpeg, server.rtmp_url(info.stream_key), seconds=60)
+    first = publishers.generated(server.rtmp_url(info.stream_key), seconds=60)
     capture = Capture()
     assert wait_for(
         lambda: poll_once(server, "takeover", capture) is not None and len(capture.segments) >= 2, 20
     )
-    second = publish(ffmpeg, server.rtmp_url(info.stream_key), seconds=8)
+    second = publishers.generated(server.rtmp_url(info.stream_key), seconds=8)
     try:
         first.wait(10)
     except subprocess.TimeoutExpired:
-        first.kill()
         pytest.fail("the first publisher was not disconnected when the second took over")
     assert server.stream_json("takeover")["status"] == "LIVE"
     before = max(capture.segments)
@@ -225,32 +228,13 @@ def test_reconnect_with_same_key_takes_over(server: Server, ffmpeg: str, ffprobe
     assert final.is_endlist
 
 
-def test_twenty_concurrent_publishers(server: Server, ffmpeg: str, ffprobe: str, clip: Path) -> None:
+def test_twenty_concurrent_publishers(
+    server: Server, publishers: PublisherFactory, ffprobe: str, clip: Path
+) -> None:
     streams = [server.create_stream(f"Concurrent {i}", slug=f"multi-{i}") for i in range(20)]
-    publishers = [
-        subprocess.Popen(
-            [
-                ffmpeg,
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-re",
-                "-i",
-                str(clip),
-                "-c",
-                "copy",
-                "-f",
-                "flv",
-                server.rtmp_url(s.stream_key),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        for s in streams
-    ]
-    for proc in publishers:
-        assert proc.wait(60) == 0, proc.stderr.read() if proc.stderr else ""
+    running = [publishers.copy(clip, server.rtmp_url(s.stream_key)) for s in streams]
+    for publisher in running:
+        assert publisher.wait(60) == 0, publisher.errors()
 
     def all_ended() -> bool:
         return all(
