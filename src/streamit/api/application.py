@@ -24,6 +24,8 @@ def create_api_app(db: Database, settings: Settings) -> FastAPI:
         openapi_url=OPENAPI_URL,
         docs_url=DOCS_URL,
         redoc_url=None,
+        # "/api/v1/streams/" is not a stream: answer 404 rather than redirect to the collection.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     app.include_router(create_api_router(db, settings))
