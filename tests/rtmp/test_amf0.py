@@ -9,7 +9,7 @@ import struct
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamit.errors import LocalProtocolError, RemoteProtocolError
@@ -193,6 +193,7 @@ values = st.recursive(
 )
 
 
+@settings(deadline=None)
 @given(values)
 def test_round_trip(value: Any) -> None:
     data = encode_amf0(value)
@@ -202,12 +203,14 @@ def test_round_trip(value: Any) -> None:
     assert type(decoded) is type(value)
 
 
+@settings(deadline=None)
 @given(st.floats(allow_nan=True))
 def test_numbers_round_trip_bit_exact(number: float) -> None:
     decoded, _ = decode_amf0(encode_amf0(number))
     assert math.isnan(decoded) if math.isnan(number) else decoded == number
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_parse_or_raise_remote_protocol_error(data: bytes) -> None:
     with contextlib.suppress(RemoteProtocolError):

@@ -7,7 +7,7 @@ import struct
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamit.errors import LocalProtocolError, RemoteProtocolError
@@ -152,6 +152,7 @@ values = st.recursive(
 )
 
 
+@settings(deadline=None)
 @given(values)
 def test_round_trip(value: Any) -> None:
     data = encode_amf3(value)
@@ -161,6 +162,7 @@ def test_round_trip(value: Any) -> None:
     assert type(decoded) is type(value)
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_parse_or_raise_remote_protocol_error(data: bytes) -> None:
     with contextlib.suppress(RemoteProtocolError):

@@ -322,6 +322,7 @@ def test_writer_output_reads_back(
     assert got == expected
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=400))
 def test_arbitrary_bytes_parse_or_raise_remote_protocol_error(data: bytes) -> None:
     reader = ChunkReader(max_message_size=4096)

@@ -13,7 +13,7 @@ import subprocess
 import threading
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamit.errors import LocalProtocolError, RemoteProtocolError
@@ -141,6 +141,7 @@ def test_random_source_is_injectable() -> None:
     assert reply[9:1537] == b"\xab" * 1528
 
 
+@settings(deadline=None)
 @given(st.binary(min_size=1536, max_size=1536))
 def test_any_c1_gets_a_well_formed_answer(c1: bytes) -> None:
     consumed, reply = ServerHandshake().receive(b"\x03" + c1)

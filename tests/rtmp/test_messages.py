@@ -6,7 +6,7 @@ import contextlib
 import struct
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamit.errors import RemoteProtocolError
@@ -110,6 +110,7 @@ def test_truncated_aggregate_is_refused(cut: int) -> None:
         split_aggregate(sub_message(9, 0, b"abcd")[:cut], 0)
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=200), st.integers(0, 0xFFFFFFFF))
 def test_arbitrary_aggregate_parses_or_raises_remote_protocol_error(payload: bytes, timestamp: int) -> None:
     try:
@@ -119,6 +120,7 @@ def test_arbitrary_aggregate_parses_or_raises_remote_protocol_error(payload: byt
     assert sum(len(m.payload) + 15 for m in messages) >= len(payload)
 
 
+@settings(deadline=None)
 @given(st.sampled_from([15, 17, 18, 20]), st.binary(max_size=200))
 def test_arbitrary_command_bytes_parse_or_raise_remote_protocol_error(type_id: int, payload: bytes) -> None:
     with contextlib.suppress(RemoteProtocolError):
