@@ -36,7 +36,7 @@ def create_origin_router(stores: SegmentStoreRegistry, *, segment_duration: floa
             headers={**MEDIA_CORS, "Cache-Control": "no-cache"},
         )
 
-    @router.get("/hls/{slug}/{name}", include_in_schema=True, summary="HLS playlist or segment")
+    @router.api_route("/hls/{slug}/{name}", methods=["GET", "HEAD"], summary="HLS playlist or segment")
     async def hls_object(slug: str, name: str) -> Response:
         if name == PLAYLIST_NAME:
             try:

@@ -22,6 +22,7 @@ from streamit.errors import PublishRefused, RemoteProtocolError, UnsupportedCode
 from streamit.flv import FlvDemuxer
 from streamit.hls import HlsPackager
 from streamit.media import AudioConfig, Frame, VideoConfig
+from streamit.media.stream import Stream, StreamItem
 from streamit.origin.store import SegmentStore, SegmentStoreRegistry
 from streamit.rtmp import (
     AudioReceived,
@@ -54,7 +55,15 @@ class Channel:
     packager: HlsPackager
     store: SegmentStore
     owner: IngestSession | None = None
+    stream: Stream | None = None  # the live fan-out of the current publish
     published_before: bool = False
+
+    def package(self, item: StreamItem) -> None:
+        """Stream sink: package one config or frame and store what the packager produced."""
+        if isinstance(item, Frame):
+            self.store.apply(self.packager.on_frame(item, datetime.now(UTC)))
+        else:
+            self.store.apply(self.packager.on_config(item))
 
 
 @dataclass
@@ -63,6 +72,7 @@ class PublishState:
 
     channel: Channel
     stream_id: int
+    stream: Stream
     demuxer: FlvDemuxer = field(default_factory=FlvDemuxer)
     video: VideoConfig | None = None
     audio: AudioConfig | None = None
@@ -202,8 +212,13 @@ class IngestSession:
             channel.packager.restart()
         channel.owner = self
         channel.published_before = True
+        stream = Stream()
+        stream.add_sink(channel.package)
+        channel.stream = stream
         loop = asyncio.get_running_loop()
-        self.publish = PublishState(channel=channel, stream_id=event.stream_id, started=loop.time())
+        self.publish = PublishState(
+            channel=channel, stream_id=event.stream_id, stream=stream, started=loop.time()
+        )
         if previous is None:
             channel.record = await service.db.streams.mark_live(record.id, datetime.now(UTC))
         conn.accept_publish(event.stream_id)
@@ -237,18 +252,14 @@ class IngestSession:
                 log.warning("stream %s: %s; that track is ignored", state.channel.record.slug, exc)
                 state.unsupported_logged = True
             return
-        channel = state.channel
-        now = datetime.now(UTC)
         for item in items:
-            if isinstance(item, Frame):
-                channel.store.apply(channel.packager.on_frame(item, now))
-            else:
+            if not isinstance(item, Frame):
                 if isinstance(item, VideoConfig):
                     state.video = item
                 else:
                     state.audio = item
-                channel.store.apply(channel.packager.on_config(item))
                 self.service.spawn(self._report_media())
+            state.stream.push(item)
 
     async def _report_media(self) -> None:
         state = self.publish
@@ -272,6 +283,7 @@ class IngestSession:
         state = self.publish
         self.publish = None
         if state is not None:
+            state.stream.end()
             state.channel.packager.restart()
             self.conn.end_publish(state.stream_id, "another publisher took this stream over")
         self.close()
@@ -284,6 +296,8 @@ class IngestSession:
             return
         channel = state.channel
         channel.owner = None
+        channel.stream = None
+        state.stream.end()
         channel.store.apply(channel.packager.end())
         log.info("stream %s ended: %s", channel.record.slug, reason)
         try:

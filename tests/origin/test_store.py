@@ -1,0 +1,87 @@
+"""SegmentStore: packager events become files (atomically) and memory; expired segments disappear."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from streamit.errors import NotFound
+from streamit.hls import PlaylistUpdated, Segment, SegmentExpired, SegmentReady
+from streamit.origin import SegmentStore, SegmentStoreRegistry
+
+
+def segment(sequence: int, payload: bytes = b"") -> Segment:
+    return Segment(
+        sequence=sequence,
+        name=f"seg-{sequence:06d}.ts",
+        duration=Fraction(2),
+        program_date_time=datetime(2026, 1, 1, tzinfo=UTC),
+        discontinuity=False,
+        data=payload or bytes([0x47]) * 188,
+    )
+
+
+def test_events_become_files_and_memory(tmp_path: Path) -> None:
+    store = SegmentStore(tmp_path, "show", memory_segments=2)
+    store.apply([SegmentReady(segment(0, b"a" * 188)), PlaylistUpdated("#EXTM3U\nseg-000000.ts\n")])
+    assert (tmp_path / "show" / "seg-000000.ts").read_bytes() == b"a" * 188
+    assert (tmp_path / "show" / "index.m3u8").read_text() == "#EXTM3U\nseg-000000.ts\n"
+    assert store.playlist() == b"#EXTM3U\nseg-000000.ts\n"
+    assert not list((tmp_path / "show").glob(".*.tmp")), "temporary files left behind"
+    for seq in (1, 2):
+        store.apply([SegmentReady(segment(seq, bytes([seq]) * 188))])
+    assert store.memory_bytes == 2 * 188, "memory holds only the newest segments"
+    # Older segments are still served, from disk.
+    assert store.segment("seg-000000.ts") == b"a" * 188
+    store.apply([SegmentExpired("seg-000000.ts")])
+    assert not (tmp_path / "show" / "seg-000000.ts").exists()
+    with pytest.raises(NotFound):
+        store.segment("seg-000000.ts")
+
+
+def test_reset_removes_a_previous_broadcast(tmp_path: Path) -> None:
+    store = SegmentStore(tmp_path, "show")
+    store.apply([SegmentReady(segment(0)), PlaylistUpdated("#EXTM3U\n")])
+    store.reset()
+    assert list((tmp_path / "show").iterdir()) == []
+    with pytest.raises(NotFound):
+        store.playlist()
+
+
+@pytest.mark.parametrize(
+    ("slug", "name"),
+    [
+        ("..", "index.m3u8"),
+        ("show", "../../etc/passwd"),
+        ("show", "..%2F..%2Fsecret.ts"),
+        ("show", "seg.ts/../../x.ts"),
+        ("Show", "seg-000000.ts"),
+        ("show", ".seg-000000.ts.tmp"),
+        ("show", "seg-000000.mp4"),
+    ],
+)
+def test_names_outside_the_store_are_not_found(tmp_path: Path, slug: str, name: str) -> None:
+    registry = SegmentStoreRegistry(tmp_path / "hls")
+    (tmp_path / "secret.ts").write_bytes(b"secret")
+    registry.open("show").apply([SegmentReady(segment(0))])
+    with pytest.raises(NotFound):
+        registry.segment(slug, name)
+
+
+def test_registry_serves_streams_of_a_previous_run_from_disk(tmp_path: Path) -> None:
+    first = SegmentStoreRegistry(tmp_path)
+    first.open("old").apply([SegmentReady(segment(4)), PlaylistUpdated("#EXTM3U\n#EXT-X-ENDLIST\n")])
+    second = SegmentStoreRegistry(tmp_path)
+    assert second.get("old") is None
+    assert second.playlist("old").endswith(b"#EXT-X-ENDLIST\n")
+    assert second.segment("old", "seg-000004.ts") == segment(4).data
+    with pytest.raises(NotFound):
+        second.playlist("missing")
+
+
+def test_invalid_slug_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="slug"):
+        SegmentStore(tmp_path, "../escape")
