@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamit.errors import ConfigError, LocalProtocolError, NotFound, RemoteProtocolError
+from streamit.errors import ConfigError, LocalProtocolError, NotFound, RemoteProtocolError, UnsupportedCodec
 from streamit.hls import (
     HlsPackager,
     PackagerEvent,
@@ -196,6 +196,16 @@ def test_takeover_restart_flushes_the_open_segment_with_the_next_call() -> None:
     assert "#EXT-X-ENDLIST" not in playlists(flushed)[0]
     assert first_video_pes_is_an_idr_with_parameter_sets(segment.data)
     assert run(packager, MEDIA.audio_frames[:5]) == []  # no audio configuration yet: dropped
+
+
+def test_deferred_events_survive_an_unsupported_config() -> None:
+    packager = configured()
+    run(packager, MEDIA.frames[:150])
+    packager.restart()
+    with pytest.raises(UnsupportedCodec):
+        packager.on_config(dataclasses.replace(MEDIA.audio, codec="mp3"))
+    (segment,) = ready(packager.on_config(MEDIA.video))
+    assert segment.sequence == 1
 
 
 def test_timestamp_jump_closes_the_segment_and_marks_a_discontinuity() -> None:

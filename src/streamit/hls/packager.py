@@ -85,9 +85,9 @@ class HlsPackager:
 
         Raises :class:`~streamit.errors.UnsupportedCodec` for codecs MPEG-TS segments cannot carry.
         """
-        events = self._take_deferred()
         had_tracks = (self._muxer.video is not None, self._muxer.audio is not None)
         self._muxer.set_config(config)
+        events = self._take_deferred()
         if isinstance(config, VideoConfig):
             step = int(CLOCK / config.fps) if config.fps else None
             self._segmenter.add_track(TrackKind.VIDEO, step)
@@ -110,7 +110,6 @@ class HlsPackager:
         """
         if self._ended:
             raise LocalProtocolError("frame after end(); call restart() for a new publish")
-        events = self._take_deferred()
         time_base = frame.time_base
         if time_base is not self._time_base:
             self._time_base = time_base
@@ -123,8 +122,10 @@ class HlsPackager:
             data = b""
         else:
             data = self._muxer.mux(frame, psi=decision.placement is Placement.START)
-            if not data and decision.placement is Placement.START:
-                return events  # an empty access unit cannot start a segment
+        # Deferred events are taken only now: a malformed frame (raised above) must not lose them.
+        events = self._take_deferred() if self._deferred else []
+        if not data and decision.placement is Placement.START:
+            return events  # an empty access unit cannot start a segment
         self._segmenter.accept(kind, dts, decision)
         if decision.closed_duration is not None:
             events.extend(self._close(decision.closed_duration))
