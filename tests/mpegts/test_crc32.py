@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import struct
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamit.mpegts.crc32 import crc32_mpeg2
@@ -30,6 +30,7 @@ def test_matches_ffmpeg_psi_sections() -> None:
     assert checked >= 3  # PAT, PMT and SDT
 
 
+@settings(deadline=None)  # shared CI machines are slow; correctness is what matters
 @given(st.binary(max_size=300))
 def test_section_with_its_crc_checks_to_zero(data: bytes) -> None:
     assert crc32_mpeg2(data + struct.pack(">I", crc32_mpeg2(data))) == 0
