@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamit.errors import LocalProtocolError, RemoteProtocolError, UnsupportedCodec
+from streamit.media.aac import AdtsWriter
 from streamit.media.frame import MILLISECONDS, MPEG_TS_CLOCK, Frame, TrackKind
-from streamit.mpegts.adts import AdtsHeader
 from streamit.mpegts.annexb import access_unit_annexb, parameter_sets_annexb
 from streamit.mpegts.muxer import (
     AUDIO_PID,
@@ -125,7 +125,7 @@ def test_pes_carry_the_frames_with_their_timestamps() -> None:
         assert pes.data == b"".join(access_unit_annexb(frame.data, frame.keyframe, params))
         assert pes.random_access == frame.keyframe
     audio = parse_pes(packets, AUDIO_PID)
-    adts = AdtsHeader(MEDIA.audio.object_type, MEDIA.audio.sampling_index, MEDIA.audio.channel_config)
+    adts = AdtsWriter(MEDIA.audio)
     assert len(audio) == len(MEDIA.audio_frames)
     for pes, frame in zip(audio, MEDIA.audio_frames, strict=True):
         assert pes.stream_id == 0xC0 and pes.dts is None

@@ -17,8 +17,8 @@ from streamit.errors import ConfigError, LocalProtocolError, NotFound
 from streamit.hls.events import PackagerEvent, PlaylistUpdated, SegmentExpired, SegmentReady
 from streamit.hls.playlist import render_media_playlist, target_duration_for
 from streamit.hls.segmenter import CLOCK, Placement, Segment, Segmenter, segment_name
+from streamit.media.aac import SAMPLING_FREQUENCIES
 from streamit.media.frame import AudioConfig, Frame, TrackKind, VideoConfig
-from streamit.mpegts.adts import SAMPLING_FREQUENCIES
 from streamit.mpegts.muxer import TsMuxer
 
 AAC_FRAME_SAMPLES = 1024

@@ -11,15 +11,15 @@ import struct
 from collections.abc import Iterable
 
 from streamit.errors import RemoteProtocolError
+from streamit.media.h264 import ACCESS_UNIT_DELIMITER as AUD_NAL
+from streamit.media.h264 import START_CODE, NalUnitType
 
-START_CODE = b"\x00\x00\x00\x01"
-ACCESS_UNIT_DELIMITER = START_CODE + b"\x09\xf0"
-"""AUD with primary_pic_type 7 (any slice type) and the RBSP stop bit (ITU-T H.264 §7.3.2.4)."""
+ACCESS_UNIT_DELIMITER = START_CODE + AUD_NAL
+"""AUD with primary_pic_type 7 (any slice type) behind a start code (ITU-T H.264 §7.3.2.4)."""
 
-NAL_IDR_SLICE = 5
-NAL_SPS = 7
-NAL_PPS = 8
-NAL_AUD = 9
+NAL_IDR_SLICE = int(NalUnitType.IDR_SLICE)
+NAL_SPS = int(NalUnitType.SPS)
+NAL_AUD = int(NalUnitType.AUD)
 
 _unpack_length = struct.Struct(">I").unpack_from
 

@@ -17,8 +17,8 @@ import struct
 from fractions import Fraction
 
 from streamit.errors import LocalProtocolError, RemoteProtocolError, UnsupportedCodec
+from streamit.media.aac import ADTS_HEADER_SIZE, AdtsWriter
 from streamit.media.frame import MPEG_TS_CLOCK, AudioConfig, Frame, TrackKind, VideoConfig
-from streamit.mpegts.adts import ADTS_HEADER_SIZE, AdtsHeader
 from streamit.mpegts.annexb import ACCESS_UNIT_DELIMITER, access_unit_annexb, parameter_sets_annexb
 from streamit.mpegts.psi import NULL_PID, pat_section, pmt_section
 
@@ -192,7 +192,7 @@ class TsMuxer:
         self._video: VideoConfig | None = None
         self._audio: AudioConfig | None = None
         self._parameter_sets = b""
-        self._adts: AdtsHeader | None = None
+        self._adts: AdtsWriter | None = None
         self._pat = _PidWriter(PAT_PID)
         self._pmt = _PidWriter(PMT_PID)
         self._video_writer = _PidWriter(VIDEO_PID)
@@ -236,7 +236,7 @@ class TsMuxer:
         else:
             if config.codec != "aac":
                 raise UnsupportedCodec(f"audio codec {config.codec!r} cannot be muxed into MPEG-TS")
-            self._adts = AdtsHeader(config.object_type, config.sampling_index, config.channel_config)
+            self._adts = AdtsWriter(config)
             self._audio = config
         self._update_pmt()
 

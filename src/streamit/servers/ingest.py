@@ -247,19 +247,19 @@ class IngestSession:
                 if video
                 else state.demuxer.feed_audio(timestamp, payload)
             )
+            for item in items:
+                if not isinstance(item, Frame):
+                    if isinstance(item, VideoConfig):
+                        state.video = item
+                    else:
+                        state.audio = item
+                    self.service.spawn(self._report_media())
+                state.stream.push(item)
         except UnsupportedCodec as exc:
+            # The demuxer or the packager cannot carry this track; the other track goes on.
             if not state.unsupported_logged:
                 log.warning("stream %s: %s; that track is ignored", state.channel.record.slug, exc)
                 state.unsupported_logged = True
-            return
-        for item in items:
-            if not isinstance(item, Frame):
-                if isinstance(item, VideoConfig):
-                    state.video = item
-                else:
-                    state.audio = item
-                self.service.spawn(self._report_media())
-            state.stream.push(item)
 
     async def _report_media(self) -> None:
         state = self.publish
