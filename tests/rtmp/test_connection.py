@@ -483,8 +483,8 @@ def test_three_megabit_stream_costs_well_under_a_millisecond_per_second() -> Non
     data = b"".join(parts)
     packets = [data[i : i + 16384] for i in range(0, len(data), 16384)]
     costs = []
-    # Best of three, so that other processes on a busy machine do not make the measurement flaky.
-    for _ in range(3):
+    # Best of five, so that other processes on a busy machine do not make the measurement flaky.
+    for _ in range(5):
         client = Client()
         client.connect()
         client.publish()

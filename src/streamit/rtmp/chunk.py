@@ -85,10 +85,14 @@ class ChunkReader:
 
     def read_into(self, data: bytes | bytearray | memoryview, messages: list[Message]) -> int:
         """Like :meth:`read`, appending to ``messages``, which keeps what completed before an error."""
+        if isinstance(data, bytes):
+            # Slices of bytes are the payload copies themselves; a bytearray goes through a view so that
+            # each payload is copied once and the caller may resize its buffer afterwards.
+            return self._read(data, messages)
         with memoryview(data) as view:
             return self._read(view, messages)
 
-    def _read(self, data: memoryview, messages: list[Message]) -> int:
+    def _read(self, data: bytes | memoryview, messages: list[Message]) -> int:
         end = len(data)
         pos = 0
         unpack_u32 = _U32.unpack_from

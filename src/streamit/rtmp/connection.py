@@ -63,6 +63,8 @@ MAX_STREAMS: Final = 64
 SERVER_PROPERTIES: Final = {"fmsVer": "FMS/3,0,1,123", "capabilities": 31.0, "mode": 1.0}
 
 _BYTE_COUNTER_WRAP: Final = 1 << 32
+_VIDEO: Final = int(MessageType.VIDEO)
+_AUDIO: Final = int(MessageType.AUDIO)
 
 
 class ConnectionState(enum.Enum):
@@ -289,21 +291,29 @@ class RtmpConnection:
     def _receive(self, data: bytes, now: float) -> None:
         self._bytes_received += len(data)
         inbox = self._inbox
-        inbox += data
         handshake = self._handshake
-        while not handshake.complete:
-            consumed, reply = handshake.receive(inbox, now)
-            if not consumed:
-                return
-            del inbox[:consumed]
-            if reply:
-                self._outbox.append(reply)
-        if self.state is ConnectionState.HANDSHAKE:
+        if not handshake.complete:
+            inbox += data
+            data = b""
+            while not handshake.complete:
+                consumed, reply = handshake.receive(inbox, now)
+                if not consumed:
+                    return
+                del inbox[:consumed]
+                if reply:
+                    self._outbox.append(reply)
             self.state = ConnectionState.AWAITING_CONNECT
+        # With nothing pending, parse the received bytes in place and keep only an incomplete tail.
         if inbox:
+            inbox += data
+            source: bytes | bytearray = inbox
+        else:
+            source = data
+        if source:
             messages: list[Message] = []
+            consumed = 0
             try:
-                consumed = self._reader.read_into(inbox, messages)
+                consumed = self._reader.read_into(source, messages)
             finally:
                 # Messages completed before a chunk-level error are still processed, then the error is raised.
                 for message in messages:
@@ -311,7 +321,10 @@ class RtmpConnection:
                         self._held.append(message)
                     else:
                         self._dispatch(message)
-            del inbox[:consumed]
+            if source is inbox:
+                del inbox[:consumed]
+            elif consumed < len(data):
+                inbox += data[consumed:]
         window = self._ack_window
         # RTMP 1.0 §5.4.3: acknowledge each time another window's worth of bytes has arrived.
         if window and self._bytes_received - self._acknowledged >= window:
@@ -322,8 +335,13 @@ class RtmpConnection:
 
     def _dispatch(self, message: Message) -> None:
         type_id = message.type_id
-        if type_id == MessageType.VIDEO or type_id == MessageType.AUDIO:
-            self._on_media(message.stream_id, type_id, message.timestamp, message.payload)
+        if type_id in (_VIDEO, _AUDIO):
+            stream = self._streams.get(message.stream_id)
+            if stream is not None and stream.state in _ACCEPTS_MEDIA and message.payload:
+                media_event = VideoReceived if type_id == _VIDEO else AudioReceived
+                self._events.append(media_event(message.stream_id, message.timestamp, message.payload))
+            else:
+                self._on_media(message.stream_id, type_id, message.timestamp, message.payload)
         elif type_id == MessageType.COMMAND_AMF0 or type_id == MessageType.COMMAND_AMF3:
             if self.state is not ConnectionState.REJECTED:
                 self._on_command(message, decode_command(type_id, message.payload))
