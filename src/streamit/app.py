@@ -73,6 +73,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     if recovered:
         log.warning("marked %d stream(s) ENDED that were LIVE when the previous run stopped", recovered)
     stores = SegmentStoreRegistry(settings.data_dir / "hls", memory_segments=settings.hls_memory_segments)
+    for slug in stores.close_stale_playlists():
+        log.warning("stream %s: closed the playlist a previous run left open", slug)
     ingest = IngestService(settings, db, stores)
     rtmp = RtmpServer(ingest, max_message_size=settings.rtmp_max_message_size)
     app = create_app(settings, db, stores, ingest)

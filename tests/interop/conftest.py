@@ -138,31 +138,13 @@ def ffprobe() -> str:
     return require_tool("ffprobe")
 
 
-@pytest.fixture
-def server(tmp_path: Path, ffmpeg: str) -> Iterator[Server]:
-    """``streamit serve`` on free ports with its own data directory."""
-    data_dir = tmp_path / "data"
-    rtmp_port, http_port = free_port(), free_port()
-    log_path = tmp_path / "serve.log"
+def start_server(data_dir: Path, log_path: Path, rtmp_port: int, http_port: int) -> Server:
+    """Start ``streamit serve`` and wait until it answers ``/healthz``."""
     env = {**os.environ, "STREAMIT_LOG_LEVEL": "INFO"}
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamit",
-                "serve",
-                "--data-dir",
-                str(data_dir),
-                "--rtmp-port",
-                str(rtmp_port),
-                "--http-port",
-                str(http_port),
-            ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+    command = [sys.executable, "-m", "streamit", "serve", "--data-dir", str(data_dir)]
+    command += ["--rtmp-port", str(rtmp_port), "--http-port", str(http_port)]
+    with log_path.open("ab") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
     srv = Server(process, rtmp_port, http_port, data_dir, log_path)
     deadline = time.monotonic() + 30
     while True:
@@ -170,22 +152,35 @@ def server(tmp_path: Path, ffmpeg: str) -> Iterator[Server]:
             pytest.fail(f"streamit serve exited early:\n{srv.log()}")
         try:
             if httpx.get(f"{srv.http}/healthz", timeout=1).status_code == 200:
-                break
+                return srv
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline:
             process.kill()
+            process.wait()
             pytest.fail(f"streamit serve did not become healthy:\n{srv.log()}")
         time.sleep(0.1)
+
+
+def stop_server(srv: Server, timeout: float = 15) -> None:
+    """SIGTERM, as an operator or a service manager would; fail if it does not stop in time."""
+    if srv.process.poll() is not None:
+        return
+    srv.process.send_signal(signal.SIGTERM)
+    try:
+        srv.process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        srv.process.kill()
+        srv.process.wait()
+        pytest.fail(f"streamit serve did not stop on SIGTERM:\n{srv.log()}")
+
+
+@pytest.fixture
+def server(tmp_path: Path, ffmpeg: str) -> Iterator[Server]:
+    """``streamit serve`` on free ports with its own data directory."""
+    srv = start_server(tmp_path / "data", tmp_path / "serve.log", free_port(), free_port())
     yield srv
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            pytest.fail(f"streamit serve did not stop on SIGTERM:\n{srv.log()}")
+    stop_server(srv)
     assert "Traceback" not in srv.log(), srv.log()
 
 

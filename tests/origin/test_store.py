@@ -85,3 +85,14 @@ def test_registry_serves_streams_of_a_previous_run_from_disk(tmp_path: Path) -> 
 def test_invalid_slug_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="slug"):
         SegmentStore(tmp_path, "../escape")
+
+
+def test_playlists_left_open_by_a_crash_are_closed(tmp_path: Path) -> None:
+    crashed = SegmentStoreRegistry(tmp_path)
+    crashed.open("open").apply([SegmentReady(segment(0)), PlaylistUpdated("#EXTM3U\nseg-000000.ts\n")])
+    crashed.open("done").apply([PlaylistUpdated("#EXTM3U\n#EXT-X-ENDLIST\n")])
+    restarted = SegmentStoreRegistry(tmp_path)
+    assert restarted.close_stale_playlists() == ["open"]
+    assert restarted.playlist("open") == b"#EXTM3U\nseg-000000.ts\n#EXT-X-ENDLIST\n"
+    assert restarted.playlist("done") == b"#EXTM3U\n#EXT-X-ENDLIST\n"
+    assert restarted.close_stale_playlists() == []

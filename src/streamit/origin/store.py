@@ -114,6 +114,24 @@ class SegmentStoreRegistry:
         self._stores: dict[str, SegmentStore] = {}
         root.mkdir(parents=True, exist_ok=True)
 
+    def close_stale_playlists(self) -> list[str]:
+        """Append EXT-X-ENDLIST to playlists a crashed run left open; returns their slugs.
+
+        Called at start-up, when nothing is being packaged: a playlist without ENDLIST would make
+        players poll a stream that can never continue (RFC 8216 §6.3.4 — the client keeps reloading).
+        """
+        closed: list[str] = []
+        for playlist in sorted(self.root.glob(f"*/{PLAYLIST_NAME}")):
+            slug = playlist.parent.name
+            if not SLUG_PATTERN.match(slug) or slug in self._stores:
+                continue
+            text = playlist.read_bytes()
+            if b"#EXT-X-ENDLIST" in text:
+                continue
+            write_atomically(playlist, text.rstrip(b"\n") + b"\n#EXT-X-ENDLIST\n")
+            closed.append(slug)
+        return closed
+
     def open(self, slug: str) -> SegmentStore:
         """The store for ``slug``, created on first use."""
         store = self._stores.get(slug)
