@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pathlib
 import struct
-import time
 from typing import Any
 
 import pytest
@@ -468,11 +467,12 @@ def test_stream_count_is_capped() -> None:
             client.call("createStream", transaction, None)
 
 
-def test_three_megabit_stream_costs_well_under_a_millisecond_per_second() -> None:
+def test_three_megabit_stream_in_socket_sized_reads_delivers_every_message() -> None:
+    # The CPU cost of this workload is measured by bench/micro.py, not asserted here.
     writer = ChunkWriter()
     parts = [writer.write(2, 1, 0, 0, struct.pack(">I", 4096))]
     writer.chunk_size = 4096
-    seconds = 20
+    seconds = 4
     frame = b"\x27\x01" + bytes(12_500 - 2)  # 30 fps x 12.5 kB = 3 Mbit/s
     audio = b"\xaf\x01" + bytes(370)
     for index in range(30 * seconds):
@@ -481,23 +481,23 @@ def test_three_megabit_stream_costs_well_under_a_millisecond_per_second() -> Non
             parts.append(writer.write(4, 8, 1, index * 33, audio))
             parts.append(writer.write(4, 8, 1, index * 33 + 21, audio))
     data = b"".join(parts)
-    packets = [data[i : i + 16384] for i in range(0, len(data), 16384)]
-    costs = []
-    # Best of five, so that other processes on a busy machine do not make the measurement flaky.
-    for _ in range(5):
-        client = Client()
-        client.connect()
-        client.publish()
-        connection = client.connection
-        started = time.process_time()
-        for packet in packets:
-            connection.receive_data(packet)
-            while connection.next_event() is not None:
-                pass
-            connection.data_to_send()
-        costs.append((time.process_time() - started) / seconds)
-        assert connection.dropped_messages == 0
-    assert min(costs) < 0.001, f"{min(costs) * 1000:.3f} ms of CPU per second of stream"
+    client = Client()
+    client.connect()
+    client.publish()
+    connection = client.connection
+    videos: list[VideoReceived] = []
+    audios: list[AudioReceived] = []
+    for offset in range(0, len(data), 16384):
+        connection.receive_data(data[offset : offset + 16384])
+        while (event := connection.next_event()) is not None:
+            if isinstance(event, VideoReceived):
+                videos.append(event)
+            elif isinstance(event, AudioReceived):
+                audios.append(event)
+    assert connection.dropped_messages == 0
+    assert [v.timestamp for v in videos] == [i * 33 for i in range(30 * seconds)]
+    assert all(v.payload == frame for v in videos)
+    assert len(audios) == 30 * seconds and all(a.payload == audio for a in audios)
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
