@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     takeover: TakeoverPolicy = TakeoverPolicy.TAKEOVER
     hls_segment_duration: float = Field(2.0, gt=0.1, le=60)
     hls_playlist_length: int = Field(6, ge=2, le=1000)
-    hls_memory_segments: int = Field(3, ge=0, le=100)
+    # The newest segment is what live viewers fetch; older ones come from the page cache via disk.
+    hls_memory_segments: int = Field(1, ge=0, le=100)
     rtmp_max_message_size: int = Field(8 * 1024 * 1024, ge=65536)
     log_level: str = "INFO"
 

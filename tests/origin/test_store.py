@@ -96,3 +96,12 @@ def test_playlists_left_open_by_a_crash_are_closed(tmp_path: Path) -> None:
     assert restarted.playlist("open") == b"#EXTM3U\nseg-000000.ts\n#EXT-X-ENDLIST\n"
     assert restarted.playlist("done") == b"#EXTM3U\n#EXT-X-ENDLIST\n"
     assert restarted.close_stale_playlists() == []
+
+
+def test_release_memory_keeps_serving_from_disk(tmp_path: Path) -> None:
+    store = SegmentStore(tmp_path, "show", memory_segments=2)
+    store.apply([SegmentReady(segment(0, b"z" * 188)), PlaylistUpdated("#EXTM3U\n#EXT-X-ENDLIST\n")])
+    store.release_memory()
+    assert store.memory_bytes == 0
+    assert store.segment("seg-000000.ts") == b"z" * 188
+    assert store.playlist() == b"#EXTM3U\n#EXT-X-ENDLIST\n"

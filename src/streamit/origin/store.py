@@ -56,6 +56,11 @@ class SegmentStore:
         """Bytes of segment data currently held in memory."""
         return sum(len(v) for v in self._memory.values())
 
+    def release_memory(self) -> None:
+        """Drop the in-memory copies (the stream ended); the files stay and are served from disk."""
+        self._memory.clear()
+        self._playlist = None
+
     def reset(self) -> None:
         """Remove every file of a previous broadcast (a fresh packager starts numbering again)."""
         self._memory.clear()

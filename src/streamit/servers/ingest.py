@@ -77,7 +77,6 @@ class PublishState:
     video: VideoConfig | None = None
     audio: AudioConfig | None = None
     media_bytes: int = 0
-    bytes_at_last_report: int = 0
     started: float = 0.0
     unsupported_logged: bool = False
 
@@ -299,6 +298,7 @@ class IngestSession:
         channel.stream = None
         state.stream.end()
         channel.store.apply(channel.packager.end())
+        channel.store.release_memory()
         log.info("stream %s ended: %s", channel.record.slug, reason)
         try:
             channel.record = await self.service.db.streams.mark_ended(channel.record.id, datetime.now(UTC))
