@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import uvicorn
@@ -21,6 +21,16 @@ from streamit.servers.ingest import IngestService
 from streamit.servers.rtmp import RtmpServer
 
 log = logging.getLogger(__name__)
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when installed (cheaper per socket read), else asyncio's default."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 class EmbeddedUvicorn(uvicorn.Server):

@@ -110,10 +110,12 @@ def main() -> None:
 @_settings_options
 def serve(settings: Settings) -> None:
     """Run RTMP ingest, HLS origin and the API in one process."""
+    from streamit.app import event_loop_factory
     from streamit.app import serve as serve_all
 
     try:
-        asyncio.run(serve_all(settings))
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(serve_all(settings))
     except KeyboardInterrupt:
         pass
     except StreamitError as exc:

@@ -57,6 +57,16 @@ class Channel:
     owner: IngestSession | None = None
     stream: Stream | None = None  # the live fan-out of the current publish
     published_before: bool = False
+    ending: asyncio.Task[None] | None = None  # storing the last publish's ENDED
+
+    async def store_ended(self, ended_at: datetime, db: Database) -> None:
+        """Record in the database that the stream ended."""
+        try:
+            self.record = await db.streams.mark_ended(self.record.id, ended_at)
+        except Exception as exc:
+            log.error("stream %s: could not mark ENDED: %s", self.record.slug, exc)
+        finally:
+            self.ending = None
 
     def package(self, item: StreamItem) -> None:
         """Stream sink: package one config or frame and store what the packager produced."""
@@ -111,11 +121,12 @@ class IngestService:
             channel.record = record
         return channel
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run a DB update in the background, keeping a reference so it is not garbage-collected."""
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     async def report_live_info(self, interval: float = LIVE_INFO_INTERVAL) -> None:
         """Store each live stream's bitrate every ``interval`` seconds (runs until cancelled)."""
@@ -135,8 +146,10 @@ class IngestService:
     async def shutdown(self) -> None:
         """End every live publish (playlists get ENDLIST, streams ENDED) and wait for DB updates."""
         for channel in list(self.channels.values()):
-            if channel.owner is not None:
-                await channel.owner.end_publish("server shutting down")
+            owner = channel.owner
+            if owner is not None:
+                owner.end_publish("server shutting down")
+                owner.close()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
@@ -154,8 +167,13 @@ class IngestSession:
         self.publish: PublishState | None = None
         self.closed = False
 
-    async def handle(self, event: Event, conn: RtmpConnection) -> None:
-        """React to one event of the connection."""
+    def handle(self, event: Event) -> Coroutine[Any, Any, None] | None:
+        """React to one event of the connection.
+
+        Media and control events are handled at once.  A publish request needs the database: it is
+        returned as a coroutine, which the I/O layer awaits before it hands over the next event.
+        """
+        conn = self.conn
         if isinstance(event, VideoReceived):
             self._on_media(event.stream_id, event.timestamp, event.payload, video=True)
         elif isinstance(event, AudioReceived):
@@ -172,13 +190,14 @@ class IngestSession:
             else:
                 conn.accept_connect(event.transaction_id)
         elif isinstance(event, PublishRequested):
-            await self._on_publish(event, conn)
+            return self._on_publish(event, conn)
         elif (
             isinstance(event, PublishStopped | StreamDeleted)
             and self.publish is not None
             and event.stream_id == self.publish.stream_id
         ):
-            await self.end_publish("publisher stopped")
+            self.end_publish("publisher stopped")
+        return None
 
     async def _on_publish(self, event: PublishRequested, conn: RtmpConnection) -> None:
         if self.publish is not None:
@@ -196,6 +215,9 @@ class IngestSession:
             return
         service = self.service
         channel = service.channel_for(record)
+        if channel.ending is not None:
+            # The previous publish's ENDED must be stored before this one's LIVE.
+            await channel.ending
         previous = channel.owner
         if previous is not None:
             if service.settings.takeover is TakeoverPolicy.REJECT:
@@ -287,8 +309,8 @@ class IngestSession:
             self.conn.end_publish(state.stream_id, "another publisher took this stream over")
         self.close()
 
-    async def end_publish(self, reason: str) -> None:
-        """The publisher stopped: playlist gets ENDLIST, the stream becomes ENDED."""
+    def end_publish(self, reason: str) -> None:
+        """The publisher stopped: playlist gets ENDLIST at once, the stream becomes ENDED in the DB."""
         state = self.publish
         self.publish = None
         if state is None or state.channel.owner is not self:
@@ -300,10 +322,7 @@ class IngestSession:
         channel.store.apply(channel.packager.end())
         channel.store.release_memory()
         log.info("stream %s ended: %s", channel.record.slug, reason)
-        try:
-            channel.record = await self.service.db.streams.mark_ended(channel.record.id, datetime.now(UTC))
-        except Exception as exc:
-            log.error("stream %s: could not mark ENDED: %s", channel.record.slug, exc)
+        channel.ending = self.service.spawn(channel.store_ended(datetime.now(UTC), self.service.db))
 
     def close(self) -> None:
         """Close the transport once pending replies are written."""
@@ -311,11 +330,12 @@ class IngestSession:
             self.closed = True
             self._close()
 
-    async def connection_lost(self, error: BaseException | None) -> None:
+    def connection_lost(self, error: BaseException | None) -> None:
         """The TCP connection ended (cleanly, by a protocol error, or by the server)."""
+        self.closed = True
         if isinstance(error, RemoteProtocolError):
             log.warning("rtmp connection from %s closed: protocol error: %s", self.peer, error)
-        await self.end_publish("connection closed")
+        self.end_publish("connection closed")
 
 
 def media_info(video: VideoConfig | None, audio: AudioConfig | None) -> MediaInfo:

@@ -1,22 +1,134 @@
-"""The asyncio RTMP server: a thin pump between TCP sockets and :class:`~streamit.rtmp.RtmpConnection`."""
+"""The asyncio RTMP server: a thin pump between TCP sockets and :class:`~streamit.rtmp.RtmpConnection`.
+
+A protocol object per connection (no task per read, no per-read timeout objects): bytes go into the
+sans-I/O connection, its events go to the ingest session, and its replies go out.  While the session
+awaits the database for a publish, reading pauses, so events stay in order and TCP applies backpressure.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Coroutine
+from typing import Any, cast
 
 from streamit.errors import ProtocolError
 from streamit.rtmp import RtmpConnection
-from streamit.servers.ingest import IngestService
+from streamit.servers.ingest import IngestService, IngestSession
 
 log = logging.getLogger(__name__)
 
-READ_SIZE = 256 * 1024
-# Stop reading from a publisher whose replies we cannot write (a dead peer); RTMP replies are small.
-WRITE_HIGH_WATER = 1024 * 1024
 HANDSHAKE_TIMEOUT = 10.0
 IDLE_TIMEOUT = 30.0
+# Replies to a publisher are small; a peer that does not read them for this long is dead or hostile.
+WRITE_HIGH_WATER = 1024 * 1024
+
+
+class RtmpProtocol(asyncio.Protocol):
+    """One RTMP connection."""
+
+    def __init__(self, server: RtmpServer) -> None:
+        self.server = server
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.conn = RtmpConnection(max_message_size=server.max_message_size)
+        self.session: IngestSession | None = None
+        self.peer = "?"
+        self.last_activity = self.loop.time()
+        self.handshaken = False
+        self._pending: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        peername = self.transport.get_extra_info("peername")
+        self.peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
+        self.session = self.server.ingest.session(self.peer, self.conn, self.close)
+        self.server.connections.add(self)
+        self._watchdog = self.loop.call_later(HANDSHAKE_TIMEOUT, self._check_idle)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = self.loop.time()
+        try:
+            self.conn.receive_data(data, self.last_activity)
+        except ProtocolError as exc:
+            # Events parsed before the bad bytes are still handled, then the connection is dropped.
+            self._handle_events()
+            self._fail(exc)
+            return
+        self._handle_events()
+
+    def _handle_events(self) -> None:
+        session = self.session
+        assert session is not None
+        while self._pending is None and not session.closed:
+            event = self.conn.next_event()
+            if event is None:
+                break
+            work = session.handle(event)
+            if work is not None:
+                self._await(work)
+        self._flush()
+
+    def _await(self, work: Coroutine[Any, Any, None]) -> None:
+        assert self.transport is not None
+        self.transport.pause_reading()
+        self._pending = self.loop.create_task(work)
+        self._pending.add_done_callback(self._resume)
+
+    def _resume(self, task: asyncio.Task[None]) -> None:
+        self._pending = None
+        if not task.cancelled() and task.exception() is not None:
+            log.error("rtmp session from %s failed", self.peer, exc_info=task.exception())
+            self.close()
+            return
+        if self.transport is None or self.transport.is_closing():
+            return
+        self._handle_events()
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def _flush(self) -> None:
+        out = self.conn.data_to_send()
+        transport = self.transport
+        if out and transport is not None and not transport.is_closing():
+            transport.write(out)
+            if transport.get_write_buffer_size() > WRITE_HIGH_WATER:
+                log.warning("rtmp connection from %s does not read its replies; closing", self.peer)
+                transport.abort()
+
+    def _fail(self, exc: ProtocolError) -> None:
+        assert self.session is not None
+        self.session.connection_lost(exc)
+        self.close()
+
+    def close(self) -> None:
+        """Write pending replies (a refusal's onStatus must reach the peer), then close."""
+        self._flush()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _check_idle(self) -> None:
+        idle = self.loop.time() - self.last_activity
+        limit = IDLE_TIMEOUT if self.conn.bytes_received > 3073 else HANDSHAKE_TIMEOUT
+        if idle >= limit:
+            log.info("rtmp connection from %s idle for %.0f s; closing", self.peer, idle)
+            self.close()
+            return
+        self._watchdog = self.loop.call_later(limit - idle, self._check_idle)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        if self._pending is not None:
+            self._pending.cancel()
+        if exc is not None:
+            log.info("rtmp connection from %s lost: %s", self.peer, exc)
+        if self.session is not None:
+            self.session.connection_lost(None)
+        self.transport = None
 
 
 class RtmpServer:
@@ -25,14 +137,14 @@ class RtmpServer:
     def __init__(self, ingest: IngestService, *, max_message_size: int) -> None:
         self.ingest = ingest
         self.max_message_size = max_message_size
+        self.connections: set[RtmpProtocol] = set()
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str, port: int) -> int:
         """Listen on ``host:port``; returns the bound port (useful with port 0)."""
-        self._server = await asyncio.start_server(self._accept, host, port, limit=READ_SIZE)
-        sock = self._server.sockets[0]
-        bound: int = sock.getsockname()[1]
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: RtmpProtocol(self), host, port)
+        bound: int = self._server.sockets[0].getsockname()[1]
         log.info("RTMP listening on %s:%d", host, bound)
         return bound
 
@@ -41,71 +153,14 @@ class RtmpServer:
         if self._server is not None:
             self._server.close()
         await self.ingest.shutdown()
-        for task in list(self._connections):
-            task.cancel()
-        if self._connections:
-            await asyncio.gather(*self._connections, return_exceptions=True)
+        for connection in list(self.connections):
+            connection.close()
+        for _ in range(50):
+            if not self.connections:
+                break
+            await asyncio.sleep(0.02)
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.abort()
         if self._server is not None:
             await self._server.wait_closed()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        try:
-            await self._serve(reader, writer)
-        finally:
-            self._connections.discard(task)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peername = writer.get_extra_info("peername")
-        peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
-        conn = RtmpConnection(max_message_size=self.max_message_size)
-
-        def flush_and_close() -> None:
-            # Replies such as a refusal's onStatus must reach the peer before the close (TCP close
-            # flushes what the transport already holds).
-            pending = conn.data_to_send()
-            if pending and not writer.is_closing():
-                writer.write(pending)
-            writer.close()
-
-        session = self.ingest.session(peer, conn, flush_and_close)
-        loop = asyncio.get_running_loop()
-        error: BaseException | None = None
-        timeout = HANDSHAKE_TIMEOUT
-        try:
-            while not session.closed:
-                try:
-                    data = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
-                except TimeoutError:
-                    log.info("rtmp connection from %s timed out", peer)
-                    break
-                if not data:
-                    break
-                timeout = IDLE_TIMEOUT
-                conn.receive_data(data, loop.time())
-                while (event := conn.next_event()) is not None:
-                    await session.handle(event, conn)
-                    out = conn.data_to_send()
-                    if out and not writer.is_closing():
-                        writer.write(out)
-                out = conn.data_to_send()
-                if out and not writer.is_closing():
-                    writer.write(out)
-                if writer.transport.get_write_buffer_size() > WRITE_HIGH_WATER:
-                    await writer.drain()
-        except ProtocolError as exc:
-            error = exc
-        except (ConnectionError, OSError) as exc:
-            log.info("rtmp connection from %s lost: %s", peer, exc)
-        except asyncio.CancelledError:
-            pass
-        finally:
-            await session.connection_lost(error)
-            out = conn.data_to_send()
-            if out and not writer.is_closing():
-                writer.write(out)
-            writer.close()
-            with contextlib.suppress(TimeoutError, ConnectionError, OSError):
-                await asyncio.wait_for(writer.wait_closed(), 2)
