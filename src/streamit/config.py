@@ -6,6 +6,7 @@ Precedence, highest first: command-line flags, environment, ``--config FILE``, d
 from __future__ import annotations
 
 import enum
+import socket
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,22 @@ class Settings(BaseSettings):
     hls_memory_segments: int = Field(1, ge=0, le=100)
     rtmp_max_message_size: int = Field(8 * 1024 * 1024, ge=65536)
     log_level: str = "INFO"
+
+    node_id: str = Field(default_factory=socket.gethostname, min_length=1, max_length=128)
+    """Names this process in publish sessions; crash recovery closes only this node's sessions."""
+    secret_key: str | None = None
+    """Encrypts stream keys at rest so owners can see them again; default: ``<data-dir>/secret.key``."""
+
+    on_publish_url: str | None = None
+    """nginx-rtmp-style authorisation callback: 2xx allows, 3xx ``Location`` renames, else refuses."""
+    on_publish_done_url: str | None = None
+    on_update_url: str | None = None
+    on_update_interval: float = Field(30.0, ge=1.0, le=3600.0)
+    hook_timeout: float = Field(3.0, gt=0.0, le=60.0)
+    hook_secret: str | None = None
+    """Signs outgoing callbacks and webhooks with HMAC-SHA256 when set."""
+    webhook_urls: list[str] = Field(default_factory=list)
+    """Receivers of JSON ``stream.live`` / ``stream.ended`` events."""
 
     @field_validator("data_dir")
     @classmethod
