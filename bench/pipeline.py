@@ -1,0 +1,327 @@
+"""Pipeline benchmark: the CPU cost of Streamit's RTMP ingest → HLS path, without sockets.
+
+It replays ``bench/.work/clip.flv`` (the 3 Mbit/s 720p30 clip of ``bench/ingest.py``) as the bytes an
+``ffmpeg -re … -f flv rtmp://…`` publisher sends — handshake C0/C1/C2, Set Chunk Size 4096, connect,
+releaseStream, FCPublish, createStream, publish, ``@setDataFrame``, then every FLV tag as one RTMP message
+chunked by :class:`~streamit.rtmp.ChunkWriter` (video on chunk stream 6, audio on 4, as ffmpeg does) — one
+``receive_data`` call per RTMP message, as the server gets it from the socket under ``-re``.  The bytes go
+through the sans-I/O pipeline the way ``servers/ingest.py`` drives it::
+
+    RtmpConnection.receive_data/next_event → FlvDemuxer → media.Stream (sink) → HlsPackager
+
+and the report gives CPU milliseconds (``time.process_time``) per stream-second of media, best and median
+of ``--runs`` runs, for each stage on its own (fed with the previous stage's precomputed output) and for
+the whole path.  Run with the project's venv::
+
+    .venv/bin/python bench/pipeline.py [--runs 5] [--seconds 60] [--profile FILE.pstats]
+
+This is a benchmark, not a test: nothing here asserts on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+sys.path.insert(0, str(BENCH_DIR.parent / "src"))
+
+from ingest import CLIP_PATH, Children, ensure_clip  # noqa: E402
+
+from streamit.flv import FlvDemuxer  # noqa: E402
+from streamit.flv.file import FlvFileReader, FlvTagType  # noqa: E402
+from streamit.hls import HlsPackager  # noqa: E402
+from streamit.hls.events import PackagerEvent  # noqa: E402
+from streamit.media import AudioConfig, Frame, VideoConfig  # noqa: E402
+from streamit.media.stream import Stream, StreamItem  # noqa: E402
+from streamit.rtmp import (  # noqa: E402
+    AudioReceived,
+    ConnectRequested,
+    MetaDataReceived,
+    PublishRequested,
+    RtmpConnection,
+    VideoReceived,
+)
+from streamit.rtmp.amf0 import encode_amf0_all  # noqa: E402
+from streamit.rtmp.chunk import ChunkWriter  # noqa: E402
+from streamit.rtmp.events import Event  # noqa: E402
+from streamit.rtmp.messages import MessageType, encode_command, encode_set_chunk_size  # noqa: E402
+
+HANDSHAKE_SIZE = 1536
+CHUNK_SIZE = 4096
+# ffmpeg's librtmp-compatible channel layout (libavformat/rtmppkt.h): commands on 3, audio and data on 4,
+# video on 6, the publish command on 8.
+COMMAND_CSID = 3
+AUDIO_CSID = 4
+VIDEO_CSID = 6
+SOURCE_CSID = 8
+CONTROL_CSID = 2
+MESSAGE_STREAM = 1
+STREAM_KEY = "bench"
+
+MediaEvent = VideoReceived | AudioReceived | MetaDataReceived
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """What one publisher sends: the socket reads, and how many seconds of media they carry."""
+
+    reads: list[bytes]
+    media_seconds: float
+
+
+def build_workload(clip: Path, seconds: float | None) -> Workload:
+    """The client→server reads of publishing ``clip`` (only its first ``seconds`` if given)."""
+    reader = FlvFileReader()
+    reader.feed(clip.read_bytes())
+    writer = ChunkWriter()
+    reads: list[bytes] = []
+    # C0 + a plain C1 (zero version field: no digest, RTMP 1.0 §5.2.3), then C2 with the first commands.
+    reads.append(b"\x03" + bytes(8) + os.urandom(HANDSHAKE_SIZE - 8))
+    first = bytearray(os.urandom(HANDSHAKE_SIZE))
+    first += writer.write(CONTROL_CSID, MessageType.SET_CHUNK_SIZE, 0, 0, encode_set_chunk_size(CHUNK_SIZE))
+    writer.chunk_size = CHUNK_SIZE
+    connect = {
+        "app": "live",
+        "type": "nonprivate",
+        "flashVer": "FMLE/3.0 (compatible; Lavf59.27.100)",
+        "tcUrl": "rtmp://127.0.0.1:1935/live",
+    }
+    first += writer.write(COMMAND_CSID, MessageType.COMMAND_AMF0, 0, 0, encode_command("connect", 1, connect))
+    reads.append(bytes(first))
+
+    def command(csid: int, stream_id: int, name: str, transaction: float, *args: object) -> bytes:
+        payload = encode_command(name, transaction, None, *args)
+        return writer.write(csid, MessageType.COMMAND_AMF0, stream_id, 0, payload)
+
+    reads.append(
+        command(COMMAND_CSID, 0, "releaseStream", 2, STREAM_KEY)
+        + command(COMMAND_CSID, 0, "FCPublish", 3, STREAM_KEY)
+        + command(COMMAND_CSID, 0, "createStream", 4)
+    )
+    reads.append(command(SOURCE_CSID, MESSAGE_STREAM, "publish", 5, STREAM_KEY, "live"))
+    last_timestamp = 0
+    limit = None if seconds is None else int(seconds * 1000)
+    for tag in reader:
+        if limit is not None and tag.timestamp > limit:
+            break
+        if tag.tag_type is FlvTagType.SCRIPT_DATA:
+            payload = encode_amf0_all("@setDataFrame") + tag.payload
+            reads.append(writer.write(AUDIO_CSID, MessageType.DATA_AMF0, MESSAGE_STREAM, 0, payload))
+            continue
+        csid = VIDEO_CSID if tag.tag_type is FlvTagType.VIDEO else AUDIO_CSID
+        reads.append(writer.write(csid, tag.tag_type, MESSAGE_STREAM, tag.timestamp, tag.payload))
+        last_timestamp = max(last_timestamp, tag.timestamp)
+    return Workload(reads, last_timestamp / 1000)
+
+
+def _handle_decision(conn: RtmpConnection, event: Event) -> None:
+    if isinstance(event, ConnectRequested):
+        conn.accept_connect(event.transaction_id)
+    elif isinstance(event, PublishRequested):
+        conn.accept_publish(event.stream_id)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The stages, each on its own
+
+
+def run_rtmp(reads: Sequence[bytes]) -> list[MediaEvent]:
+    """Feed every read to a fresh connection, answer its decisions; the media events, in order."""
+    conn = RtmpConnection()
+    media: list[MediaEvent] = []
+    append = media.append
+    for data in reads:
+        conn.receive_data(data, 0.0)
+        while (event := conn.next_event()) is not None:
+            if isinstance(event, VideoReceived | AudioReceived | MetaDataReceived):
+                append(event)
+            else:
+                _handle_decision(conn, event)
+        conn.data_to_send()
+    return media
+
+
+def run_demux(events: Sequence[MediaEvent]) -> list[StreamItem]:
+    """Demux the media events of one publish."""
+    demuxer = FlvDemuxer()
+    items: list[StreamItem] = []
+    for event in events:
+        if isinstance(event, VideoReceived):
+            items.extend(demuxer.feed_video(event.timestamp, event.payload))
+        elif isinstance(event, AudioReceived):
+            items.extend(demuxer.feed_audio(event.timestamp, event.payload))
+        else:
+            demuxer.feed_metadata(dict(event.values))
+    return items
+
+
+def run_stream(items: Sequence[StreamItem]) -> None:
+    """Push the items through a Stream with one sink that does nothing."""
+    stream = Stream()
+
+    def sink(item: StreamItem) -> None:
+        pass
+
+    stream.add_sink(sink)
+    push = stream.push
+    for item in items:
+        push(item)
+    stream.end()
+
+
+def _packaging_sink(packager: HlsPackager, out: list[PackagerEvent]) -> Callable[[StreamItem], None]:
+    # What servers/ingest.py Channel.package does, with a list standing in for the SegmentStore.
+    def package(item: StreamItem) -> None:
+        if isinstance(item, Frame):
+            out.extend(packager.on_frame(item, datetime.now(UTC)))
+        else:
+            out.extend(packager.on_config(item))
+
+    return package
+
+
+def run_hls(items: Sequence[StreamItem]) -> list[PackagerEvent]:
+    """Package the items (as the stream sink would), then end the stream."""
+    packager = HlsPackager(target_duration=Fraction(2), playlist_length=6)
+    out: list[PackagerEvent] = []
+    package = _packaging_sink(packager, out)
+    for item in items:
+        package(item)
+    out.extend(packager.end())
+    return out
+
+
+def run_total(reads: Sequence[bytes]) -> list[PackagerEvent]:
+    """The whole path as the server runs it, every stage interleaved per read."""
+    conn = RtmpConnection()
+    demuxer = FlvDemuxer()
+    stream = Stream()
+    packager = HlsPackager(target_duration=Fraction(2), playlist_length=6)
+    out: list[PackagerEvent] = []
+    stream.add_sink(_packaging_sink(packager, out))
+    push = stream.push
+
+    def media(items: list[VideoConfig | Frame] | list[AudioConfig | Frame]) -> None:
+        for item in items:
+            push(item)
+
+    for data in reads:
+        conn.receive_data(data, 0.0)
+        while (event := conn.next_event()) is not None:
+            if isinstance(event, VideoReceived):
+                media(demuxer.feed_video(event.timestamp, event.payload))
+            elif isinstance(event, AudioReceived):
+                media(demuxer.feed_audio(event.timestamp, event.payload))
+            elif isinstance(event, MetaDataReceived):
+                demuxer.feed_metadata(dict(event.values))
+            else:
+                _handle_decision(conn, event)
+        conn.data_to_send()
+    stream.end()
+    out.extend(packager.end())
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# Measurement
+
+
+def cpu_seconds(run: Callable[[], object]) -> float:
+    """CPU time of one call, after a collection so that earlier garbage is not billed to it."""
+    gc.collect()
+    start = time.process_time()
+    run()
+    return time.process_time() - start
+
+
+@dataclass(frozen=True, slots=True)
+class StageResult:
+    """CPU ms per stream-second of one stage over the runs."""
+
+    name: str
+    samples: list[float]
+
+    @property
+    def best(self) -> float:
+        return min(self.samples)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+
+def measure(workload: Workload, runs: int) -> list[StageResult]:
+    """Run each stage and the whole path ``runs`` times; ms of CPU per stream-second."""
+    reads = workload.reads
+    events = run_rtmp(reads)
+    items = run_demux(events)
+    produced = run_total(reads)
+    if not any(type(event).__name__ == "SegmentReady" for event in produced):
+        raise SystemExit("the pipeline produced no segment: the workload is broken")
+    stages: list[tuple[str, Callable[[], object]]] = [
+        ("rtmp (receive_data + next_event)", lambda: run_rtmp(reads)),
+        ("flv demux", lambda: run_demux(events)),
+        ("media.Stream push", lambda: run_stream(items)),
+        ("hls (packager + TS muxer)", lambda: run_hls(items)),
+        ("total (interleaved)", lambda: run_total(reads)),
+    ]
+    per_second = 1000 / workload.media_seconds
+    samples: dict[str, list[float]] = {name: [] for name, _ in stages}
+    for _ in range(runs):
+        for name, run in stages:
+            samples[name].append(cpu_seconds(run) * per_second)
+    return [StageResult(name, samples[name]) for name, _ in stages]
+
+
+def render(results: Sequence[StageResult], workload: Workload, runs: int) -> str:
+    """A small table of the results."""
+    lines = [
+        f"clip: {CLIP_PATH.name}, {workload.media_seconds:.1f} s of media, {len(workload.reads)} reads, "
+        f"{sum(map(len, workload.reads)) / workload.media_seconds * 8 / 1e6:.2f} Mbit/s; {runs} runs; "
+        f"Python {sys.version.split()[0]}",
+        "",
+        f"{'stage':<36} {'best ms/s':>10} {'median ms/s':>12}",
+    ]
+    for result in results:
+        lines.append(f"{result.name:<36} {result.best:>10.2f} {result.median:>12.2f}")
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=5, help="runs per stage (default 5)")
+    parser.add_argument("--seconds", type=float, default=None, help="replay only the clip's first N s")
+    parser.add_argument("--profile", type=Path, default=None, help="write a cProfile of the whole path")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build the workload, measure, print."""
+    args = parse_args(argv)
+    with Children() as children:
+        clip = ensure_clip(children)
+    workload = build_workload(clip, args.seconds)
+    if args.profile is not None:
+        profiler = cProfile.Profile()
+        profiler.runcall(run_total, workload.reads)
+        profiler.dump_stats(args.profile)
+        print(f"profile of the whole path written to {args.profile}")
+    print(render(measure(workload, args.runs), workload, args.runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
