@@ -14,6 +14,7 @@ Timing model (all in the 90 kHz clock, modulo 2**33):
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from fractions import Fraction
 
 from streamit.errors import LocalProtocolError, RemoteProtocolError, UnsupportedCodec
@@ -115,10 +116,24 @@ def pes_header(stream_id: int, pts: int, dts: int, payload_size: int | None) -> 
     )
 
 
+_SPLIT_BLOCK = 128
+"""Most continuation packets cut from a payload by one ``struct`` call; longer payloads take several."""
+
+_splitters: dict[int, Callable[[bytes, int], tuple[bytes, ...]]] = {}
+
+
+def _splitter(count: int) -> Callable[[bytes, int], tuple[bytes, ...]]:
+    """``unpack_from`` cutting ``count`` consecutive 184-byte packet payloads in one C call."""
+    unpack = _splitters.get(count)
+    if unpack is None:
+        unpack = _splitters[count] = struct.Struct(f"{TS_PAYLOAD_SIZE}s" * count).unpack_from
+    return unpack
+
+
 class _PidWriter:
     """Packetises payloads of one PID, with precomputed 4-byte headers for each continuity counter."""
 
-    __slots__ = ("_adapted", "_adapted_start", "_plain", "_plain_start", "cc", "pid")
+    __slots__ = ("_adapted", "_adapted_start", "_plain", "_plain_cycle", "_plain_start", "cc", "pid")
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
@@ -130,6 +145,8 @@ class _PidWriter:
             return tuple(first + bytes((control | cc,)) for cc in range(16))
 
         self._plain = headers(False, False)
+        # The continuation headers of up to _SPLIT_BLOCK packets from any counter, as one tuple slice.
+        self._plain_cycle = self._plain * ((15 + _SPLIT_BLOCK) // 16 + 1)
         self._plain_start = headers(True, False)
         self._adapted = headers(False, True)
         self._adapted_start = headers(True, True)
@@ -149,33 +166,34 @@ class _PidWriter:
                 padding = room - size
                 length = bytes((len(adaptation) + padding,))
                 return b"".join((self._adapted_start[cc], length, adaptation, b"\xff" * padding, payload))
-            parts: list[bytes | memoryview] = [
-                self._adapted_start[cc],
-                bytes((len(adaptation),)),
-                adaptation,
-            ]
+            parts = [self._adapted_start[cc], bytes((len(adaptation),)), adaptation, payload[:room]]
             offset = room
         elif size > TS_PAYLOAD_SIZE:
-            parts = [self._plain_start[cc]]
+            parts = [self._plain_start[cc], payload[:TS_PAYLOAD_SIZE]]
             offset = TS_PAYLOAD_SIZE
         else:
             self.cc = (cc + 1) & 0xF
             if size == TS_PAYLOAD_SIZE:
                 return self._plain_start[cc] + payload
             return b"".join((self._adapted_start[cc], _STUFFING[size], payload))
-        view = memoryview(payload)
-        parts.append(view[:offset])
         cc = (cc + 1) & 0xF
-        full_end = offset + (size - offset) // TS_PAYLOAD_SIZE * TS_PAYLOAD_SIZE
-        plain = self._plain
-        for start in range(offset, full_end, TS_PAYLOAD_SIZE):
-            parts.append(plain[cc])
-            parts.append(view[start : start + TS_PAYLOAD_SIZE])
-            cc = (cc + 1) & 0xF
-        if full_end < size:
+        count = (size - offset) // TS_PAYLOAD_SIZE
+        cycle = self._plain_cycle
+        # Whole continuation packets: cut by struct and interleaved with their headers by slice assignment,
+        # so that no Python-level loop runs per packet.
+        while count:
+            n = count if count < _SPLIT_BLOCK else _SPLIT_BLOCK
+            block: list[bytes] = [b""] * (2 * n)
+            block[0::2] = cycle[cc : cc + n]
+            block[1::2] = _splitter(n)(payload, offset)
+            parts += block
+            offset += n * TS_PAYLOAD_SIZE
+            cc = (cc + n) & 0xF
+            count -= n
+        if offset < size:
             parts.append(self._adapted[cc])
-            parts.append(_STUFFING[size - full_end])
-            parts.append(view[full_end:])
+            parts.append(_STUFFING[size - offset])
+            parts.append(payload[offset:])
             cc = (cc + 1) & 0xF
         self.cc = cc
         return b"".join(parts)
