@@ -250,6 +250,54 @@ def test_real_capture_uses_extended_timestamps() -> None:
     assert video[-1] > 16_781_900
 
 
+def test_real_capture_with_extended_timestamps_whole_equals_bytewise() -> None:
+    # Whole input takes the reader's one-message fast path; byte by byte, the chunk-at-a-time path.
+    data = (FIXTURES / "ffmpeg_publish_extended_ts.bin").read_bytes()[HANDSHAKE_BYTES:]
+    whole = read_all(ChunkReader(), data)
+    reader = ChunkReader()
+    pending = bytearray()
+    bytewise: list[Message] = []
+    for byte in data:
+        pending.append(byte)
+        messages, consumed = reader.read(pending)
+        del pending[:consumed]
+        bytewise.extend(messages)
+    assert bytewise == whole
+
+
+def test_continuation_interleaved_with_another_chunk_stream() -> None:
+    video = bytes(range(200))
+    audio = b"a" * 10
+    data = (
+        fmt0(6, 40, len(video), 9, 1)
+        + video[:128]
+        + fmt0(4, 41, len(audio), 8, 1)
+        + audio
+        + b"\xc6"
+        + video[128:]
+    )
+    assert read_all(ChunkReader(), data) == [Message(4, 8, 1, 41, audio), Message(6, 9, 1, 40, video)]
+
+
+def test_continuation_header_of_another_chunk_stream_is_not_taken_for_ours() -> None:
+    # A type-3 chunk of chunk stream 5 where ours (4) would continue: chunk stream 5 has no header yet.
+    payload = bytes(300)
+    data = fmt0(4, 0, len(payload), 9, 1) + payload[:128] + b"\xc5" + payload[128:256]
+    with pytest.raises(RemoteProtocolError):
+        ChunkReader().read(data)
+
+
+def test_message_type_zero_is_returned() -> None:
+    assert read_all(ChunkReader(), fmt0(3, 5, 2, 0, 1) + b"hi") == [Message(3, 0, 1, 5, b"hi")]
+
+
+def test_read_raw_gives_the_message_fields_as_tuples() -> None:
+    data = capture_chunks()
+    raw: list[tuple[int, int, int, int, bytes]] = []
+    assert ChunkReader().read_raw(data, raw) == len(data)
+    assert [Message(*fields) for fields in raw] == read_all(ChunkReader(), data)
+
+
 def test_writer_picks_the_smallest_header() -> None:
     writer = ChunkWriter()
     assert writer.write(3, 20, 0, 0, b"abc") == b"\x03" + u24(0) + u24(3) + b"\x14" + bytes(4) + b"abc"

@@ -28,6 +28,9 @@ ABORT_MESSAGE: Final = 2
 _U32 = struct.Struct(">I")
 _U32_LE = struct.Struct("<I")
 
+# The 1-byte basic header of a type-3 chunk of each chunk stream id below 64 (RTMP 1.0 §5.3.1.1).
+_CONTINUATION_HEADERS = tuple(bytes((0xC0 | csid,)) for csid in range(64))
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -39,6 +42,10 @@ class Message:
     timestamp: int
     """Milliseconds, modulo 2^32."""
     payload: bytes
+
+
+RawMessage = tuple[int, int, int, int, bytes]
+"""A :class:`Message` as a plain tuple: chunk stream id, type id, stream id, timestamp, payload."""
 
 
 class _InboundChunkStream:
@@ -85,17 +92,29 @@ class ChunkReader:
 
     def read_into(self, data: bytes | bytearray | memoryview, messages: list[Message]) -> int:
         """Like :meth:`read`, appending to ``messages``, which keeps what completed before an error."""
+        raw: list[RawMessage] = []
+        try:
+            return self.read_raw(data, raw)
+        finally:
+            messages.extend([Message(*fields) for fields in raw])
+
+    def read_raw(self, data: bytes | bytearray | memoryview, out: list[RawMessage]) -> int:
+        """Like :meth:`read_into`, with each message as a plain :data:`RawMessage` tuple.
+
+        The cheap form for the connection, which turns most messages straight into events.
+        """
         if isinstance(data, bytes):
             # Slices of bytes are the payload copies themselves; a bytearray goes through a view so that
             # each payload is copied once and the caller may resize its buffer afterwards.
-            return self._read(data, messages)
+            return self._read(data, out)
         with memoryview(data) as view:
-            return self._read(view, messages)
+            return self._read(view, out)
 
-    def _read(self, data: bytes | memoryview, messages: list[Message]) -> int:
+    def _read(self, data: bytes | memoryview, messages: list[RawMessage]) -> int:
         end = len(data)
         pos = 0
         unpack_u32 = _U32.unpack_from
+        chunk_size = self._chunk_size
         while pos < end:
             first = data[pos]
             fmt = first >> 6
@@ -153,17 +172,21 @@ class ChunkReader:
                     field = stream.delta
                 if stream.received:
                     remaining = stream.length - stream.received
-                    size = remaining if remaining < self._chunk_size else self._chunk_size
+                    size = remaining if remaining < chunk_size else chunk_size
                     if p + size > end:
                         break
                     stream.parts.append(bytes(data[p : p + size]))
                     stream.received += size
                     pos = p + size
                     if size == remaining:
-                        payload = b"".join(stream.parts)
+                        whole = b"".join(stream.parts)
                         stream.parts = []
                         stream.received = 0
-                        self._complete(stream, csid, payload, messages)
+                        if stream.type_id > ABORT_MESSAGE or not stream.type_id:
+                            messages.append((csid, stream.type_id, stream.stream_id, stream.timestamp, whole))
+                        else:
+                            self._apply_control(stream.type_id, whole)
+                            chunk_size = self._chunk_size
                     continue
                 length = stream.length
                 type_id = stream.type_id
@@ -194,25 +217,50 @@ class ChunkReader:
                     raise MessageTooLarge(
                         f"message of {length} bytes exceeds the {self.max_message_size} cap"
                     )
-            size = length if length < self._chunk_size else self._chunk_size
-            if p + size > end:
-                break
+            payload: bytes | None
+            if length <= chunk_size:
+                if p + length > end:
+                    break
+                pos = p + length
+                payload = data[p:pos] if type(data) is bytes else bytes(data[p:pos])
+            else:
+                # Fast path: the whole message is here, its continuation chunks back to back, each behind
+                # the 1-byte type-3 basic header of this chunk stream (plus the repeated extended timestamp).
+                count = (length - 1) // chunk_size
+                step = chunk_size + (5 if extended else 1)
+                last = p + count * step
+                stop = last + length - count * chunk_size
+                if (
+                    csid > 63
+                    or stop > end
+                    or data[p + chunk_size : last : step] != _CONTINUATION_HEADERS[csid] * count
+                ):
+                    if p + chunk_size > end:
+                        break
+                    pos = p + chunk_size
+                    stream.parts = [bytes(data[p:pos])]
+                    stream.received = chunk_size
+                    payload = None
+                else:
+                    pos = stop
+                    pieces = [data[start : start + chunk_size] for start in range(p, last, step)]
+                    pieces.append(data[last:stop])
+                    payload = b"".join(pieces)
             stream.timestamp = timestamp
             stream.delta = delta
             stream.length = length
             stream.type_id = type_id
             stream.stream_id = stream_id
             stream.extended = extended
-            pos = p + size
-            if size == length:
-                self._complete(stream, csid, bytes(data[p:pos]), messages)
-            else:
-                stream.parts = [bytes(data[p:pos])]
-                stream.received = size
+            if payload is not None:
+                if type_id > ABORT_MESSAGE or not type_id:
+                    messages.append((csid, type_id, stream_id, timestamp, payload))
+                else:
+                    self._apply_control(type_id, payload)
+                    chunk_size = self._chunk_size
         return pos
 
-    def _complete(self, stream: _InboundChunkStream, csid: int, payload: bytes, out: list[Message]) -> None:
-        type_id = stream.type_id
+    def _apply_control(self, type_id: int, payload: bytes) -> None:
         if type_id == SET_CHUNK_SIZE:
             if len(payload) < 4:
                 raise RemoteProtocolError("Set Chunk Size message shorter than 4 bytes")
@@ -228,8 +276,6 @@ class ChunkReader:
             if aborted is not None:
                 aborted.parts = []
                 aborted.received = 0
-        else:
-            out.append(Message(csid, type_id, stream.stream_id, stream.timestamp, payload))
 
 
 class _OutboundChunkStream:

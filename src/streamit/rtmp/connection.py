@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from streamit.errors import LocalProtocolError, RemoteProtocolError
 from streamit.rtmp.amf0 import UNDEFINED
-from streamit.rtmp.chunk import ChunkReader, ChunkWriter, Message
+from streamit.rtmp.chunk import ChunkReader, ChunkWriter, RawMessage
 from streamit.rtmp.events import (
     AcknowledgementReceived,
     AudioReceived,
@@ -91,11 +91,22 @@ _ACCEPTS_MEDIA: Final = frozenset((StreamState.PUBLISH_PENDING, StreamState.PUBL
 
 
 class _MessageStream:
-    __slots__ = ("name", "state")
+    __slots__ = ("_state", "accepts_media", "name")
 
     def __init__(self) -> None:
-        self.state = StreamState.IDLE
+        self._state = StreamState.IDLE
+        self.accepts_media = False
+        """Whether the state is in ``_ACCEPTS_MEDIA``: a plain bool for the per-message check."""
         self.name = ""
+
+    @property
+    def state(self) -> StreamState:
+        return self._state
+
+    @state.setter
+    def state(self, state: StreamState) -> None:
+        self._state = state
+        self.accepts_media = state in _ACCEPTS_MEDIA
 
 
 def _text(value: Any) -> str:
@@ -130,7 +141,7 @@ class RtmpConnection:
         self._inbox = bytearray()
         self._outbox: list[bytes] = []
         self._events: deque[Event] = deque()
-        self._held: deque[Message] = deque()
+        self._held: deque[RawMessage] = deque()
         self._deferred_error: RemoteProtocolError | None = None
         self._bytes_received = 0
         self._acknowledged = 0
@@ -143,7 +154,7 @@ class RtmpConnection:
         """Set once :meth:`receive_data` raised; events queued before the error can still be taken."""
         self.dropped_messages = 0
         """Media and metadata messages dropped because their stream was not publishing."""
-        self._command_handlers: dict[str, Callable[[Message, Command], None]] = {
+        self._command_handlers: dict[str, Callable[[int, Command], None]] = {
             "connect": self._on_connect,
             "createStream": self._on_create_stream,
             "publish": self._on_publish,
@@ -219,7 +230,7 @@ class RtmpConnection:
         held = self._held
         try:
             while held:
-                self._dispatch(held.popleft())
+                self._dispatch(*held.popleft())
         except RemoteProtocolError as exc:
             held.clear()
             self._deferred_error = exc
@@ -310,17 +321,29 @@ class RtmpConnection:
         else:
             source = data
         if source:
-            messages: list[Message] = []
+            messages: list[RawMessage] = []
             consumed = 0
             try:
-                consumed = self._reader.read_into(source, messages)
+                consumed = self._reader.read_raw(source, messages)
             finally:
                 # Messages completed before a chunk-level error are still processed, then the error is raised.
+                streams = self._streams
+                events = self._events
                 for message in messages:
+                    _, type_id, stream_id, timestamp, payload = message
                     if self.state is ConnectionState.CONNECT_PENDING:
                         self._held.append(message)
-                    else:
-                        self._dispatch(message)
+                        continue
+                    # The common case first: media of a publishing stream becomes its event directly.
+                    if type_id in (_VIDEO, _AUDIO):
+                        stream = streams.get(stream_id)
+                        if stream is not None and stream.accepts_media and payload:
+                            if type_id == _VIDEO:
+                                events.append(VideoReceived(stream_id, timestamp, payload))
+                            else:
+                                events.append(AudioReceived(stream_id, timestamp, payload))
+                            continue
+                    self._dispatch(*message)
             if source is inbox:
                 del inbox[:consumed]
             elif consumed < len(data):
@@ -333,28 +356,22 @@ class RtmpConnection:
                 MessageType.ACKNOWLEDGEMENT, encode_acknowledgement(self._bytes_received % _BYTE_COUNTER_WRAP)
             )
 
-    def _dispatch(self, message: Message) -> None:
-        type_id = message.type_id
+    def _dispatch(self, csid: int, type_id: int, stream_id: int, timestamp: int, payload: bytes) -> None:
         if type_id in (_VIDEO, _AUDIO):
-            stream = self._streams.get(message.stream_id)
-            if stream is not None and stream.state in _ACCEPTS_MEDIA and message.payload:
-                media_event = VideoReceived if type_id == _VIDEO else AudioReceived
-                self._events.append(media_event(message.stream_id, message.timestamp, message.payload))
-            else:
-                self._on_media(message.stream_id, type_id, message.timestamp, message.payload)
+            self._on_media(stream_id, type_id, timestamp, payload)
         elif type_id == MessageType.COMMAND_AMF0 or type_id == MessageType.COMMAND_AMF3:
             if self.state is not ConnectionState.REJECTED:
-                self._on_command(message, decode_command(type_id, message.payload))
+                self._on_command(stream_id, decode_command(type_id, payload))
         elif type_id == MessageType.DATA_AMF0 or type_id == MessageType.DATA_AMF3:
-            self._on_data(message.stream_id, type_id, message.timestamp, message.payload)
+            self._on_data(stream_id, type_id, timestamp, payload)
         elif type_id == MessageType.AGGREGATE:
-            for sub in split_aggregate(message.payload, message.timestamp):
+            for sub in split_aggregate(payload, timestamp):
                 if sub.type_id in (MessageType.VIDEO, MessageType.AUDIO):
-                    self._on_media(message.stream_id, sub.type_id, sub.timestamp, sub.payload)
+                    self._on_media(stream_id, sub.type_id, sub.timestamp, sub.payload)
                 elif sub.type_id == MessageType.DATA_AMF0:
-                    self._on_data(message.stream_id, sub.type_id, sub.timestamp, sub.payload)
+                    self._on_data(stream_id, sub.type_id, sub.timestamp, sub.payload)
         elif type_id == MessageType.USER_CONTROL:
-            event_type, value = decode_user_control(message.payload)
+            event_type, value = decode_user_control(payload)
             if event_type == UserControlEvent.PING_REQUEST:
                 self._send_control(
                     MessageType.USER_CONTROL, encode_user_control(UserControlEvent.PING_RESPONSE, value)
@@ -362,15 +379,15 @@ class RtmpConnection:
             elif event_type == UserControlEvent.PING_RESPONSE:
                 self._events.append(PingResponded(value))
         elif type_id == MessageType.ACKNOWLEDGEMENT:
-            self._events.append(AcknowledgementReceived(decode_uint32(message.payload, "Acknowledgement")))
+            self._events.append(AcknowledgementReceived(decode_uint32(payload, "Acknowledgement")))
         elif type_id == MessageType.WINDOW_ACK_SIZE:
-            self._ack_window = decode_uint32(message.payload, "Window Acknowledgement Size")
-        elif type_id == MessageType.SET_PEER_BANDWIDTH and len(message.payload) < 5:
+            self._ack_window = decode_uint32(payload, "Window Acknowledgement Size")
+        elif type_id == MessageType.SET_PEER_BANDWIDTH and len(payload) < 5:
             raise RemoteProtocolError("Set Peer Bandwidth message shorter than 5 bytes")
 
     def _accepts_media(self, stream_id: int) -> bool:
         stream = self._streams.get(stream_id)
-        if stream is not None and stream.state in _ACCEPTS_MEDIA:
+        if stream is not None and stream.accepts_media:
             return True
         self.dropped_messages += 1
         return False
@@ -396,7 +413,7 @@ class RtmpConnection:
         if self._accepts_media(stream_id):
             self._events.append(MetaDataReceived(stream_id, timestamp, dict(values[1])))
 
-    def _on_command(self, message: Message, command: Command) -> None:
+    def _on_command(self, stream_id: int, command: Command) -> None:
         if self.state is ConnectionState.AWAITING_CONNECT and command.name != "connect":
             raise RemoteProtocolError(f"command {command.name!r} before connect")
         handler = self._command_handlers.get(command.name)
@@ -404,9 +421,9 @@ class RtmpConnection:
             arguments = (command.command_object, *command.arguments)
             self._events.append(CommandReceived(command.name, command.transaction_id, arguments))
         else:
-            handler(message, command)
+            handler(stream_id, command)
 
-    def _on_connect(self, message: Message, command: Command) -> None:
+    def _on_connect(self, stream_id: int, command: Command) -> None:
         if self.state is not ConnectionState.AWAITING_CONNECT:
             raise RemoteProtocolError("second connect on one connection")
         info = command.command_object
@@ -427,7 +444,7 @@ class RtmpConnection:
             )
         )
 
-    def _on_create_stream(self, message: Message, command: Command) -> None:
+    def _on_create_stream(self, stream_id: int, command: Command) -> None:
         if len(self._streams) >= MAX_STREAMS:
             raise RemoteProtocolError(f"more than {MAX_STREAMS} message streams")
         stream_id = self._next_stream_id
@@ -436,12 +453,12 @@ class RtmpConnection:
         self._send_command(0, "_result", command.transaction_id, None, float(stream_id))
         self._events.append(StreamCreated(stream_id))
 
-    def _on_publish(self, message: Message, command: Command) -> None:
-        stream = self._streams.get(message.stream_id)
+    def _on_publish(self, stream_id: int, command: Command) -> None:
+        stream = self._streams.get(stream_id)
         if stream is None:
-            raise RemoteProtocolError(f"publish on message stream {message.stream_id}, which was not created")
-        if stream.state in _ACCEPTS_MEDIA:
-            raise RemoteProtocolError(f"second publish on message stream {message.stream_id}")
+            raise RemoteProtocolError(f"publish on message stream {stream_id}, which was not created")
+        if stream.accepts_media:
+            raise RemoteProtocolError(f"second publish on message stream {stream_id}")
         arguments = command.arguments
         name = arguments[0] if arguments else None
         if not isinstance(name, str):
@@ -449,45 +466,45 @@ class RtmpConnection:
         publish_type = arguments[1] if len(arguments) > 1 and isinstance(arguments[1], str) else "live"
         stream.state = StreamState.PUBLISH_PENDING
         stream.name = name
-        self._events.append(PublishRequested(message.stream_id, command.transaction_id, name, publish_type))
+        self._events.append(PublishRequested(stream_id, command.transaction_id, name, publish_type))
 
-    def _on_routine_call(self, message: Message, command: Command) -> None:
+    def _on_routine_call(self, stream_id: int, command: Command) -> None:
         if command.transaction_id:
             self._send_command(0, "_result", command.transaction_id, None, UNDEFINED)
 
-    def _on_fc_publish(self, message: Message, command: Command) -> None:
+    def _on_fc_publish(self, stream_id: int, command: Command) -> None:
         name = _text(command.arguments[0]) if command.arguments else ""
         self._send_command(
             0, "onFCPublish", 0, None, {"code": "NetStream.Publish.Start", "description": name}
         )
-        self._on_routine_call(message, command)
+        self._on_routine_call(stream_id, command)
 
-    def _on_fc_unpublish(self, message: Message, command: Command) -> None:
+    def _on_fc_unpublish(self, stream_id: int, command: Command) -> None:
         name = _text(command.arguments[0]) if command.arguments else ""
         for stream_id, stream in self._streams.items():
-            if stream.state in _ACCEPTS_MEDIA and name in (stream.name, stream.name.split("?", 1)[0]):
+            if stream.accepts_media and name in (stream.name, stream.name.split("?", 1)[0]):
                 self._stop_publish(stream_id, stream)
                 break
         info = {"code": "NetStream.Unpublish.Success", "description": name}
         self._send_command(0, "onFCUnpublish", 0, None, info)
-        self._on_routine_call(message, command)
+        self._on_routine_call(stream_id, command)
 
-    def _on_close_stream(self, message: Message, command: Command) -> None:
-        stream = self._streams.get(message.stream_id)
+    def _on_close_stream(self, stream_id: int, command: Command) -> None:
+        stream = self._streams.get(stream_id)
         if stream is not None:
-            self._stop_publish(message.stream_id, stream)
+            self._stop_publish(stream_id, stream)
 
-    def _on_delete_stream(self, message: Message, command: Command) -> None:
+    def _on_delete_stream(self, stream_id: int, command: Command) -> None:
         target = command.arguments[0] if command.arguments else None
         if isinstance(target, int | float) and not isinstance(target, bool) and target == int(target):
             stream = self._streams.pop(int(target), None)
             if stream is not None:
                 self._stop_publish(int(target), stream)
                 self._events.append(StreamDeleted(int(target)))
-        self._on_routine_call(message, command)
+        self._on_routine_call(stream_id, command)
 
     def _stop_publish(self, stream_id: int, stream: _MessageStream) -> None:
-        if stream.state in _ACCEPTS_MEDIA:
+        if stream.accepts_media:
             self._events.append(PublishStopped(stream_id))
         stream.state = StreamState.IDLE
 
