@@ -290,3 +290,98 @@ async def test_concurrent_writers_do_not_fail(db: Database) -> None:
     ended = await db.streams.list(StreamStatus.ENDED)
     assert {r.id for r in ended} == {r.id for r in records}
     assert len(await db.streams.list(StreamStatus.DRAFT)) == 4
+
+
+async def test_reveal_key_with_a_vault(database_url: str) -> None:
+    from streamit.db import KeyVault
+
+    db = Database(database_url, vault=KeyVault("server secret"))
+    await db.upgrade()
+    try:
+        record, key = await db.streams.create("Revealed")
+        assert await db.streams.reveal_key(record.slug) == key
+        assert key not in await all_cell_text(db)
+        new_key = await db.streams.rotate_key(record.slug)
+        assert await db.streams.reveal_key(record.slug) == new_key
+        assert await db.streams.find_by_key(key) is None
+        with pytest.raises(NotFound):
+            await db.streams.reveal_key("no-such-slug")
+    finally:
+        await db.close()
+    other = Database(database_url, vault=KeyVault("another secret"))
+    try:
+        assert await other.streams.reveal_key(record.slug) is None
+    finally:
+        await other.close()
+
+
+async def test_reveal_key_without_a_vault_is_none(db: Database) -> None:
+    record, _ = await db.streams.create("Hidden")
+    assert await db.streams.reveal_key(record.slug) is None
+
+
+async def test_reveal_key_refuses_a_ciphertext_of_another_key(database_url: str) -> None:
+    from streamit.db import KeyVault
+
+    vault = KeyVault("server secret")
+    db = Database(database_url, vault=vault)
+    await db.upgrade()
+    try:
+        record, _ = await db.streams.create("Tampered")
+        async with db.engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE streams SET key_ciphertext = :c WHERE slug = :s"),
+                {"c": vault.encrypt("sk_not-the-key"), "s": record.slug},
+            )
+        assert await db.streams.reveal_key(record.slug) is None
+    finally:
+        await db.close()
+
+
+async def test_update_changes_given_fields_only(db: Database) -> None:
+    record, key = await db.streams.create("Old Title", description="old")
+    updated = await db.streams.update(record.slug, title="  New Title ")
+    assert (updated.title, updated.description, updated.slug) == ("New Title", "old", record.slug)
+    updated = await db.streams.update(record.slug, description="")
+    assert updated.description == "" and updated.title == "New Title"
+    unchanged = await db.streams.update(record.slug)
+    assert unchanged == updated
+    moved = await db.streams.update(record.slug, new_slug="new-home", title="Moved")
+    assert (moved.slug, moved.title, moved.id) == ("new-home", "Moved", record.id)
+    assert await db.streams.get(record.slug) is None
+    assert await db.streams.get("new-home") == moved
+    found = await db.streams.find_by_key(key)
+    assert found is not None and found.slug == "new-home"
+    same = await db.streams.update("new-home", new_slug="new-home")
+    assert same == moved
+
+
+async def test_update_errors(db: Database) -> None:
+    one, _ = await db.streams.create("One")
+    two, _ = await db.streams.create("Two")
+    with pytest.raises(NotFound):
+        await db.streams.update("missing", title="x")
+    with pytest.raises(NotFound):
+        await db.streams.update("missing")
+    with pytest.raises(SlugTaken):
+        await db.streams.update(one.slug, new_slug=two.slug)
+    for bad in ("Upper", "api", "-x", ""):
+        with pytest.raises(InvalidSlug):
+            await db.streams.update(one.slug, new_slug=bad)
+    for title in ("", "   ", "x" * 201):
+        with pytest.raises(StreamitError):
+            await db.streams.update(one.slug, title=title)
+    assert await db.streams.get(one.slug) == one
+
+
+async def test_rename(db: Database) -> None:
+    record, _ = await db.streams.create("Named")
+    renamed = await db.streams.rename(record.slug, "renamed")
+    assert renamed.slug == "renamed" and renamed.id == record.id
+    with pytest.raises(NotFound):
+        await db.streams.rename(record.slug, "elsewhere")
+    other, _ = await db.streams.create("Other")
+    with pytest.raises(SlugTaken):
+        await db.streams.rename(other.slug, "renamed")
+    with pytest.raises(InvalidSlug):
+        await db.streams.rename(other.slug, "Bad Slug")

@@ -1,12 +1,16 @@
 """Stream catalogue: SQLAlchemy models, the stream repository and Alembic migrations.
 
-Callers see only plain records (:class:`StreamRecord`, :class:`MediaInfo`) and :class:`Database`.
+Callers see only plain records (:class:`StreamRecord`, :class:`SessionRecord`, :class:`TokenRecord`,
+:class:`MediaInfo`) and :class:`Database` with its repositories.
 """
 
 from streamit.db.database import Database
-from streamit.db.records import MediaInfo, StreamRecord, StreamStatus
+from streamit.db.records import MediaInfo, SessionRecord, StreamRecord, StreamStatus, TokenRecord
 from streamit.db.repository import StreamRepository
+from streamit.db.sessions import SessionRepository
 from streamit.db.slugs import RESERVED_SLUGS, validate_slug
+from streamit.db.tokens import TokenRepository
+from streamit.db.vault import KeyVault
 from streamit.errors import DatabaseUnavailable, InvalidSlug, InvalidTransition, SlugTaken
 
 __all__ = [
@@ -15,10 +19,15 @@ __all__ = [
     "DatabaseUnavailable",
     "InvalidSlug",
     "InvalidTransition",
+    "KeyVault",
     "MediaInfo",
+    "SessionRecord",
+    "SessionRepository",
     "SlugTaken",
     "StreamRecord",
     "StreamRepository",
     "StreamStatus",
+    "TokenRecord",
+    "TokenRepository",
     "validate_slug",
 ]

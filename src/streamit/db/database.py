@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
@@ -13,8 +14,15 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from streamit.db.records import SessionRecord
 from streamit.db.repository import StreamRepository
-from streamit.errors import ConfigError, DatabaseUnavailable
+from streamit.db.sessions import SessionRepository
+from streamit.db.tokens import TokenRepository
+from streamit.db.vault import KeyVault
+from streamit.errors import ConfigError, DatabaseUnavailable, InvalidTransition, NotFound
+
+if TYPE_CHECKING:
+    from streamit.config import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Arbitrary constant naming the PostgreSQL advisory lock that serialises concurrent `upgrade()` calls
@@ -59,9 +67,13 @@ def _run_migrations(connection: Connection) -> None:
 
 
 class Database:
-    """A connection pool to the catalogue (``sqlite+aiosqlite:///…`` or ``postgresql+asyncpg://…``)."""
+    """A connection pool to the catalogue (``sqlite+aiosqlite:///…`` or ``postgresql+asyncpg://…``).
 
-    def __init__(self, url: str) -> None:
+    ``vault`` encrypts new stream keys so owners can read them again (:meth:`StreamRepository.reveal_key`);
+    without it keys are stored only hashed.
+    """
+
+    def __init__(self, url: str, *, vault: KeyVault | None = None) -> None:
         try:
             parsed = make_url(url)
         except ArgumentError as exc:
@@ -83,7 +95,16 @@ class Database:
             raise ConfigError(f"unsupported database URL {self.display_url}: {exc}") from exc
         if self._url.get_backend_name() == "sqlite":
             event.listen(self._engine.sync_engine, "connect", _on_sqlite_connect)
-        self._streams = StreamRepository(async_sessionmaker(self._engine, expire_on_commit=False))
+        sessionmaker = async_sessionmaker(self._engine, expire_on_commit=False)
+        self._streams = StreamRepository(sessionmaker, vault)
+        self._tokens = TokenRepository(sessionmaker)
+        self._sessions = SessionRepository(sessionmaker)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        """The database of ``settings`` with a vault keyed by ``secret_key`` or ``<data-dir>/secret.key``."""
+        vault = KeyVault.from_settings(settings.secret_key, settings.data_dir)
+        return cls(settings.resolved_database_url, vault=vault)
 
     @property
     def display_url(self) -> str:
@@ -99,6 +120,33 @@ class Database:
     def streams(self) -> StreamRepository:
         """The stream catalogue."""
         return self._streams
+
+    @property
+    def tokens(self) -> TokenRepository:
+        """The API bearer tokens."""
+        return self._tokens
+
+    @property
+    def sessions(self) -> SessionRepository:
+        """The publish sessions."""
+        return self._sessions
+
+    async def recover_node(self, node: str, now: datetime) -> list[SessionRecord]:
+        """Start-up crash recovery for ``node``: close the sessions it left open with reason ``crash``.
+
+        A stream of such a session is marked ``ENDED`` unless another node still has a session open on
+        it (then it is still live there).  Returns the sessions that were closed.
+        """
+        closed = await self._sessions.close_abandoned(node, ended_at=now, end_reason="crash")
+        for stream_id in {record.stream_id for record in closed}:
+            if await self._sessions.open_for_stream(stream_id):
+                continue
+            try:
+                await self._streams.mark_ended(stream_id, now)
+            except (NotFound, InvalidTransition):
+                # Deleted meanwhile, or never went LIVE (DRAFT): nothing to end.
+                continue
+        return closed
 
     async def upgrade(self) -> None:
         """Bring the schema to the newest migration; creates the SQLite file's directory if needed.

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Dialect, Enum, Float, Integer, MetaData, String, Text, TypeDecorator
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from streamit.db.records import StreamStatus
@@ -74,6 +87,8 @@ class StreamRow(Base):
         index=True,
     )
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Fernet ciphertext of the key for owners (streamit.db.vault); NULL for keys made before migration 0002.
+    key_ciphertext: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
@@ -86,3 +101,40 @@ class StreamRow(Base):
     channels: Mapped[int | None] = mapped_column(Integer)
     bitrate_kbps: Mapped[int | None] = mapped_column(Integer)
     viewers: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TokenRow(Base):
+    """One row of ``api_tokens``: an owner's bearer token, stored as its SHA-256 digest."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class SessionRow(Base):
+    """One row of ``publish_sessions``: a single publish of a stream."""
+
+    __tablename__ = "publish_sessions"
+    # Crash recovery looks for a node's open sessions; the owner API lists a stream's sessions.
+    __table_args__ = (Index("ix_publish_sessions_node_ended_at", "node", "ended_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    stream_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("streams.id", ondelete="CASCADE"), index=True
+    )
+    node: Mapped[str] = mapped_column(String(128))
+    remote_addr: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    bytes_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    avg_bitrate_kbps: Mapped[int | None] = mapped_column(Integer)
+    peak_bitrate_kbps: Mapped[int | None] = mapped_column(Integer)
+    video_codec: Mapped[str | None] = mapped_column(String(32))
+    audio_codec: Mapped[str | None] = mapped_column(String(32))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    end_reason: Mapped[str | None] = mapped_column(String(32))

@@ -52,3 +52,36 @@ class StreamRecord:
     media: MediaInfo
     bitrate_kbps: int | None
     viewers: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """One publish of a stream: from the accepted publish to its end (``ended_at`` ``None`` while open).
+
+    ``end_reason`` says why it ended: ``"unpublish"``, ``"disconnect"``, ``"takeover"``, ``"crash"`` …
+    """
+
+    id: str
+    stream_id: str
+    node: str
+    remote_addr: str
+    started_at: datetime
+    ended_at: datetime | None
+    bytes_in: int
+    avg_bitrate_kbps: int | None
+    peak_bitrate_kbps: int | None
+    video_codec: str | None
+    audio_codec: str | None
+    width: int | None
+    height: int | None
+    end_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """An API bearer token, without the token itself (only its digest is stored)."""
+
+    id: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamit.db.keys import generate_stream_key, hash_stream_key, is_plausible_key, key_matches
-from streamit.db.models import StreamRow
+from streamit.db.models import SessionRow, StreamRow
 from streamit.db.records import ALLOWED_TRANSITIONS, MediaInfo, StreamRecord, StreamStatus
 from streamit.db.slugs import is_valid_slug, slugify, validate_slug, with_suffix
-from streamit.errors import DatabaseUnavailable, InvalidInput, InvalidTransition, NotFound, SlugTaken
+from streamit.db.transactions import Repository, require_aware
+from streamit.db.vault import KeyVault
+from streamit.errors import InvalidInput, InvalidTransition, NotFound, SlugTaken
 
 # Random suffixes come from 36**6 ≈ 2e9 values, so a handful of retries only fails on a broken DB.
 _SLUG_ATTEMPTS = 8
@@ -60,34 +60,24 @@ def _media_columns(media: MediaInfo) -> dict[str, Any]:
     }
 
 
-def _require_aware(moment: datetime, name: str) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise InvalidInput(f"{name} must be timezone-aware")
-    return moment.astimezone(UTC)
-
-
-class StreamRepository:
+class StreamRepository(Repository):
     """Create, look up and move streams through their life cycle.
 
     Every method runs in its own short transaction and returns plain :class:`StreamRecord` values.
+    With a :class:`KeyVault`, keys are also stored encrypted so :meth:`reveal_key` can show them to owners.
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessionmaker = sessions
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], vault: KeyVault | None = None) -> None:
+        super().__init__(sessions)
+        self._vault = vault
 
-    @asynccontextmanager
-    async def _sessions(self) -> AsyncIterator[AsyncSession]:
-        """A session whose connection failures surface as :class:`DatabaseUnavailable`."""
-        try:
-            async with self._sessionmaker() as session:
-                yield session
-        except (OperationalError, InterfaceError, OSError) as exc:
-            raise DatabaseUnavailable(f"database error: {exc.__class__.__name__}") from exc
+    def _ciphertext(self, key: str) -> str | None:
+        return None if self._vault is None else self._vault.encrypt(key)
 
     async def create(
         self, title: str, *, slug: str | None = None, description: str = ""
     ) -> tuple[StreamRecord, str]:
-        """Create a ``DRAFT`` stream; return it with its plaintext key, which is not stored anywhere.
+        """Create a ``DRAFT`` stream; return it with its plaintext key (stored only hashed and encrypted).
 
         Without ``slug`` one is derived from ``title`` (a random suffix is added when taken or reserved).
         Raises :class:`InvalidSlug` for a malformed or reserved ``slug`` and :class:`SlugTaken` if in use.
@@ -111,6 +101,7 @@ class StreamRepository:
                 description=description,
                 status=StreamStatus.DRAFT,
                 key_hash=hash_stream_key(key),
+                key_ciphertext=self._ciphertext(key),
                 created_at=datetime.now(UTC),
                 viewers=0,
             )
@@ -193,7 +184,7 @@ class StreamRepository:
             stream_id,
             StreamStatus.LIVE,
             {
-                "started_at": _require_aware(started_at, "started_at"),
+                "started_at": require_aware(started_at, "started_at"),
                 "ended_at": None,
                 "bitrate_kbps": None,
                 "viewers": 0,
@@ -233,12 +224,12 @@ class StreamRepository:
 
         Ending an ``ENDED`` stream again keeps the first ``ended_at``.
         """
-        moment = _require_aware(ended_at, "ended_at")
+        moment = require_aware(ended_at, "ended_at")
         return await self._transition(stream_id, StreamStatus.ENDED, {"ended_at": moment, "viewers": 0})
 
     async def end_all_live(self, ended_at: datetime) -> int:
         """End every ``LIVE`` stream (start-up recovery after a crash); return how many were ended."""
-        moment = _require_aware(ended_at, "ended_at")
+        moment = require_aware(ended_at, "ended_at")
         async with self._sessions() as session, session.begin():
             result = await session.execute(
                 update(StreamRow)
@@ -250,16 +241,90 @@ class StreamRepository:
     async def rotate_key(self, slug: str) -> str:
         """Give the stream ``slug`` a new key and return it; the old key stops working at once."""
         key = generate_stream_key()
+        changes = {"key_hash": hash_stream_key(key), "key_ciphertext": self._ciphertext(key)}
         async with self._sessions() as session, session.begin():
-            result = await session.execute(
-                update(StreamRow).where(StreamRow.slug == slug).values(key_hash=hash_stream_key(key))
-            )
+            result = await session.execute(update(StreamRow).where(StreamRow.slug == slug).values(**changes))
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 raise NotFound(f"no stream with slug {slug!r}")
         return key
 
+    async def reveal_key(self, slug: str) -> str | None:
+        """The current key of ``slug`` for its owner; ``None`` when it cannot be decrypted.
+
+        That is the case for keys created before encryption existed (migration 0002), by a process
+        without a vault, or under another server secret: rotating the key makes it readable again.
+        Raises :class:`NotFound` for an unknown slug.
+        """
+        async with self._sessions() as session:
+            row = await session.execute(
+                select(StreamRow.key_ciphertext, StreamRow.key_hash).where(StreamRow.slug == slug)
+            )
+            found = row.first()
+        if found is None:
+            raise NotFound(f"no stream with slug {slug!r}")
+        ciphertext, key_hash = found
+        if ciphertext is None or self._vault is None:
+            return None
+        key = self._vault.decrypt(ciphertext)
+        # A ciphertext that does not match the lookup hash must never be shown as the key.
+        if key is None or not key_matches(key, key_hash):
+            return None
+        return key
+
+    async def update(
+        self,
+        slug: str,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+        new_slug: str | None = None,
+    ) -> StreamRecord:
+        """Change the title, description and/or slug of ``slug``; arguments left ``None`` stay.
+
+        Raises :class:`NotFound`, :class:`InvalidInput` (bad title), :class:`InvalidSlug` or
+        :class:`SlugTaken`.
+        """
+        values: dict[str, Any] = {}
+        if title is not None:
+            title = title.strip()
+            if not title or len(title) > _MAX_TITLE_LENGTH:
+                raise InvalidInput(f"title must be 1-{_MAX_TITLE_LENGTH} characters")
+            values["title"] = title
+        if description is not None:
+            values["description"] = description
+        if new_slug is not None and new_slug != slug:
+            values["slug"] = validate_slug(new_slug)
+        if not values:
+            record = await self.get(slug)
+            if record is None:
+                raise NotFound(f"no stream with slug {slug!r}")
+            return record
+        statement = update(StreamRow).where(StreamRow.slug == slug).values(**values).returning(StreamRow)
+        async with self._sessions() as session:
+            try:
+                async with session.begin():
+                    row = await session.scalar(statement)
+                    record = None if row is None else _record(row)
+            except IntegrityError as exc:
+                raise SlugTaken(f"slug {new_slug!r} is already in use") from exc
+        if record is None:
+            raise NotFound(f"no stream with slug {slug!r}")
+        return record
+
+    async def rename(self, slug: str, new_slug: str) -> StreamRecord:
+        """Give the stream ``slug`` the slug ``new_slug``.
+
+        Raises :class:`NotFound`, :class:`InvalidSlug` or :class:`SlugTaken`.
+        """
+        return await self.update(slug, new_slug=new_slug)
+
     async def delete(self, slug: str) -> bool:
-        """Delete the stream ``slug``; ``False`` if there was none."""
+        """Delete the stream ``slug`` and its sessions; ``False`` if there was none."""
         async with self._sessions() as session, session.begin():
-            result = await session.execute(delete(StreamRow).where(StreamRow.slug == slug))
+            stream_id = await session.scalar(select(StreamRow.id).where(StreamRow.slug == slug))
+            if stream_id is None:
+                return False
+            # Explicit, not only ON DELETE CASCADE: SQLite enforces foreign keys only when told to.
+            await session.execute(delete(SessionRow).where(SessionRow.stream_id == stream_id))
+            result = await session.execute(delete(StreamRow).where(StreamRow.id == stream_id))
             return bool(result.rowcount)  # type: ignore[attr-defined]
