@@ -27,7 +27,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -42,7 +42,8 @@ from ingest import CLIP_PATH, Children, ensure_clip  # noqa: E402
 from streamit.flv import FlvDemuxer  # noqa: E402
 from streamit.flv.file import FlvFileReader, FlvTagType  # noqa: E402
 from streamit.hls import HlsPackager  # noqa: E402
-from streamit.hls.events import PackagerEvent  # noqa: E402
+from streamit.hls.events import PackagerEvent, PlaylistUpdated, SegmentReady  # noqa: E402
+from streamit.hls.segmenter import Segment  # noqa: E402
 from streamit.media import AudioConfig, Frame, VideoConfig  # noqa: E402
 from streamit.media.stream import Stream, StreamItem  # noqa: E402
 from streamit.rtmp import (  # noqa: E402
@@ -181,36 +182,54 @@ def run_stream(items: Sequence[StreamItem]) -> None:
     stream.end()
 
 
-def _packaging_sink(packager: HlsPackager, out: list[PackagerEvent]) -> Callable[[StreamItem], None]:
-    # What servers/ingest.py Channel.package does, with a list standing in for the SegmentStore.
+class MemoryStore:
+    """Stands in for origin's SegmentStore with its default of one segment in memory (no disk)."""
+
+    def __init__(self) -> None:
+        self.segments = 0
+        self.last_segment: Segment | None = None
+        self.playlist = b""
+
+    def apply(self, events: Iterable[PackagerEvent]) -> None:
+        """Keep the newest segment and playlist, as the store's memory does."""
+        for event in events:
+            if isinstance(event, SegmentReady):
+                self.segments += 1
+                self.last_segment = event.segment
+            elif isinstance(event, PlaylistUpdated):
+                self.playlist = event.text.encode()
+
+
+def _packaging_sink(packager: HlsPackager, store: MemoryStore) -> Callable[[StreamItem], None]:
+    # What servers/ingest.py Channel.package does.
     def package(item: StreamItem) -> None:
         if isinstance(item, Frame):
-            out.extend(packager.on_frame(item, datetime.now(UTC)))
+            store.apply(packager.on_frame(item, datetime.now(UTC)))
         else:
-            out.extend(packager.on_config(item))
+            store.apply(packager.on_config(item))
 
     return package
 
 
-def run_hls(items: Sequence[StreamItem]) -> list[PackagerEvent]:
+def run_hls(items: Sequence[StreamItem]) -> MemoryStore:
     """Package the items (as the stream sink would), then end the stream."""
     packager = HlsPackager(target_duration=Fraction(2), playlist_length=6)
-    out: list[PackagerEvent] = []
-    package = _packaging_sink(packager, out)
+    store = MemoryStore()
+    package = _packaging_sink(packager, store)
     for item in items:
         package(item)
-    out.extend(packager.end())
-    return out
+    store.apply(packager.end())
+    return store
 
 
-def run_total(reads: Sequence[bytes]) -> list[PackagerEvent]:
+def run_total(reads: Sequence[bytes]) -> MemoryStore:
     """The whole path as the server runs it, every stage interleaved per read."""
     conn = RtmpConnection()
     demuxer = FlvDemuxer()
     stream = Stream()
     packager = HlsPackager(target_duration=Fraction(2), playlist_length=6)
-    out: list[PackagerEvent] = []
-    stream.add_sink(_packaging_sink(packager, out))
+    store = MemoryStore()
+    stream.add_sink(_packaging_sink(packager, store))
     push = stream.push
 
     def media(items: list[VideoConfig | Frame] | list[AudioConfig | Frame]) -> None:
@@ -230,8 +249,8 @@ def run_total(reads: Sequence[bytes]) -> list[PackagerEvent]:
                 _handle_decision(conn, event)
         conn.data_to_send()
     stream.end()
-    out.extend(packager.end())
-    return out
+    store.apply(packager.end())
+    return store
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -267,9 +286,8 @@ def measure(workload: Workload, runs: int) -> list[StageResult]:
     reads = workload.reads
     events = run_rtmp(reads)
     items = run_demux(events)
-    produced = run_total(reads)
-    if not any(type(event).__name__ == "SegmentReady" for event in produced):
-        raise SystemExit("the pipeline produced no segment: the workload is broken")
+    if run_total(reads).segments < workload.media_seconds // 4:
+        raise SystemExit("the pipeline produced too few segments: the workload is broken")
     stages: list[tuple[str, Callable[[], object]]] = [
         ("rtmp (receive_data + next_event)", lambda: run_rtmp(reads)),
         ("flv demux", lambda: run_demux(events)),
