@@ -131,7 +131,7 @@ field_names = st.text(st.characters(min_codepoint=0x61, max_codepoint=0x7A), min
 
 
 # Lone surrogates (category Cs) have no UTF-8 form, so no RTMP peer can send them.
-field_values = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+field_values = st.text(st.characters(blacklist_categories=["Cs"]), max_size=40)
 
 
 @settings(deadline=None)
