@@ -80,6 +80,14 @@ class Decision:
     discontinuity: bool
 
 
+_VIDEO = TrackKind.VIDEO
+_AUDIO = TrackKind.AUDIO
+
+
+def _index(kind: TrackKind) -> int:
+    return 0 if kind is _VIDEO else 1
+
+
 _DROP = Decision(Placement.DROP, None, False)
 _APPEND = Decision(Placement.APPEND, None, False)
 
@@ -93,82 +101,88 @@ class Segmenter:
 
     def __init__(self, target_duration: Fraction) -> None:
         self._target = int(target_duration * CLOCK)
-        self._tracks: dict[TrackKind, int] = {}
+        # Per-track state in two-slot lists indexed by _index(kind) (video 0, audio 1): no Enum hashing
+        # on the per-frame path.
+        self._declared = [False, False]
+        self._nominal = [0, 0]
+        self._last_dts: list[int | None] = [None, None]
+        self._step = [0, 0]
+        self._cut: TrackKind | None = None
         self.state = SegmenterState.WAITING
         self._start = 0
         self._segment_track = TrackKind.VIDEO
-        self._last_dts: dict[TrackKind, int] = {}
-        self._step: dict[TrackKind, int] = {}
         self._pending_discontinuity = False
 
     def add_track(self, kind: TrackKind, nominal_frame_duration: int | None) -> None:
         """Declare a track (its codec configuration arrived); its nominal frame duration in ticks."""
-        self._tracks[kind] = nominal_frame_duration or 0
+        index = _index(kind)
+        self._declared[index] = True
+        self._nominal[index] = nominal_frame_duration or 0
+        self._cut = _VIDEO if self._declared[0] else _AUDIO
 
     def clear_tracks(self) -> None:
         """Forget all tracks (publisher gone); frames are dropped until tracks are declared again."""
-        self._tracks.clear()
+        self._declared = [False, False]
+        self._nominal = [0, 0]
+        self._cut = None
 
     @property
     def cut_track(self) -> TrackKind | None:
         """The track whose frames start segments: video when there is video, else audio."""
-        if TrackKind.VIDEO in self._tracks:
-            return TrackKind.VIDEO
-        if TrackKind.AUDIO in self._tracks:
-            return TrackKind.AUDIO
-        return None
-
-    def _frame_step(self, kind: TrackKind) -> int:
-        return self._step.get(kind) or self._tracks.get(kind, 0)
+        return self._cut
 
     def _open_duration(self) -> Fraction:
-        kind = self._segment_track
-        end = self._last_dts.get(kind, self._start) + self._frame_step(kind)
+        index = _index(self._segment_track)
+        last = self._last_dts[index]
+        end = (self._start if last is None else last) + (self._step[index] or self._nominal[index])
         return Fraction(max(end - self._start, 0), CLOCK)
 
     def decide(self, kind: TrackKind, dts: int, keyframe: bool) -> Decision:
         """Where the frame of track ``kind`` at ``dts`` (ticks) goes.  Changes nothing."""
-        cut = self.cut_track
-        if cut is None or kind not in self._tracks:
+        cut = self._cut
+        index = 0 if kind is _VIDEO else 1
+        if cut is None or not self._declared[index]:
             return _DROP
-        closed: Fraction | None = None
-        discontinuity = self._pending_discontinuity
+        segment_track = self._segment_track
         is_open = self.state is SegmenterState.OPEN
-        if is_open and kind is cut and kind is self._segment_track:
-            expected = self._last_dts[kind] + self._frame_step(kind)
+        can_start = kind is cut and (keyframe or kind is _AUDIO)
+        if is_open and kind is cut and kind is segment_track:
+            last = self._last_dts[index]
+            assert last is not None  # set by the frame that started the open segment
+            expected = last + (self._step[index] or self._nominal[index])
             if abs(dts - expected) > JUMP_TOLERANCE:
-                closed = self._open_duration()
-                discontinuity = True
-                is_open = False
-        can_start = kind is cut and (keyframe or kind is TrackKind.AUDIO)
+                return Decision(Placement.START if can_start else Placement.DROP, self._open_duration(), True)
         if is_open:
-            if can_start and (dts - self._start >= self._target or self._segment_track is not cut):
+            if can_start and (dts - self._start >= self._target or segment_track is not cut):
                 return Decision(Placement.START, Fraction(max(dts - self._start, 0), CLOCK), False)
-            if kind is TrackKind.VIDEO and self._segment_track is not TrackKind.VIDEO:
+            if kind is _VIDEO and segment_track is not _VIDEO:
                 return _DROP  # video appeared mid audio-only segment: wait for its keyframe
             return _APPEND
-        return Decision(Placement.START if can_start else Placement.DROP, closed, discontinuity)
+        return Decision(Placement.START if can_start else Placement.DROP, None, self._pending_discontinuity)
 
     def accept(self, kind: TrackKind, dts: int, decision: Decision) -> None:
         """Record that the frame was handled as ``decision`` said."""
-        if decision.closed_duration is not None:
-            self.state = SegmenterState.WAITING
-            self._pending_discontinuity = decision.discontinuity
-        if decision.placement is Placement.DROP:
-            return
-        if decision.placement is Placement.START:
-            if decision.discontinuity:
-                self._last_dts.clear()
-                self._step.clear()
-            self.state = SegmenterState.OPEN
-            self._start = dts
-            self._segment_track = kind
-            self._pending_discontinuity = False
-        last = self._last_dts.get(kind)
+        if decision is not _APPEND:
+            if decision.closed_duration is not None:
+                self.state = SegmenterState.WAITING
+                self._pending_discontinuity = decision.discontinuity
+            placement = decision.placement
+            if placement is Placement.DROP:
+                return
+            if placement is Placement.START:
+                if decision.discontinuity:
+                    self._last_dts = [None, None]
+                    self._step = [0, 0]
+                self.state = SegmenterState.OPEN
+                self._start = dts
+                self._segment_track = kind
+                self._pending_discontinuity = False
+        index = 0 if kind is _VIDEO else 1
+        last = self._last_dts[index]
         # A gap longer than the jump tolerance is no frame duration; keep the previous estimate.
         if last is not None and 0 < dts - last <= JUMP_TOLERANCE:
-            self._step[kind] = dts - last
-        self._last_dts[kind] = dts
+            self._step[index] = dts - last
+        self._last_dts[index] = dts
 
     def finish(self) -> Fraction | None:
         """Close the open segment (end of stream); its duration, or ``None`` if none was open."""
@@ -180,5 +194,5 @@ class Segmenter:
     def mark_discontinuity(self) -> None:
         """The next segment follows a discontinuity (republish); timing history is forgotten."""
         self._pending_discontinuity = True
-        self._last_dts.clear()
-        self._step.clear()
+        self._last_dts = [None, None]
+        self._step = [0, 0]
