@@ -153,13 +153,23 @@ async def test_playback_route(client: httpx.AsyncClient, db: Database) -> None:
     record, key = await db.streams.create("Watch Me")
     before = await client.get(f"/api/v1/streams/{record.slug}/playback")
     assert before.status_code == 200
-    assert before.json() == {"slug": "watch-me", "status": "DRAFT", "hls": None}
+    assert before.json() == {
+        "slug": "watch-me",
+        "status": "DRAFT",
+        "hls": None,
+        "started_at": None,
+        "media": {"video": None, "audio": None},
+    }
     await db.streams.mark_live(record.id, STARTED)
+    await db.streams.update_live_info(record.id, media=MediaInfo("h264", 640, 360, 25.0, None, None, None))
     after = await client.get(f"/api/v1/streams/{record.slug}/playback")
-    assert after.json() == {
+    body = after.json()
+    assert datetime.fromisoformat(body.pop("started_at")) == STARTED
+    assert body == {
         "slug": "watch-me",
         "status": "LIVE",
         "hls": "https://live.example.com/hls/watch-me/index.m3u8",
+        "media": {"video": {"codec": "h264", "width": 640, "height": 360, "fps": 25.0}, "audio": None},
     }
     assert key not in after.text
 

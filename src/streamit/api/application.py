@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 import streamit
+from streamit.api.live_control import LiveControl
 from streamit.api.problems import install_error_handlers
 from streamit.api.routes import create_api_router
 from streamit.config import Settings
@@ -14,13 +15,16 @@ OPENAPI_URL = "/api/openapi.json"
 DOCS_URL = "/api/docs"
 
 
-def create_api_app(db: Database, settings: Settings) -> FastAPI:
+def create_api_app(db: Database, settings: Settings, *, live: LiveControl | None = None) -> FastAPI:
     """A FastAPI app with the stream API, problem-JSON errors, OpenAPI at ``/api/openapi.json`` and
-    docs at ``/api/docs``.  It neither opens nor closes ``db``: its owner does."""
+    docs at ``/api/docs``.  It neither opens nor closes ``db``: its owner does.
+
+    ``live`` is told to disconnect a stream's publisher when its key is rotated or it is deleted.
+    """
     app = FastAPI(
         title="Streamit",
         version=streamit.__version__,
-        summary="Live-video streaming: streams, status and playback.",
+        summary="Live-video streaming: streams, keys, sessions, status and playback.",
         openapi_url=OPENAPI_URL,
         docs_url=DOCS_URL,
         redoc_url=None,
@@ -28,5 +32,5 @@ def create_api_app(db: Database, settings: Settings) -> FastAPI:
         redirect_slashes=False,
     )
     install_error_handlers(app)
-    app.include_router(create_api_router(db, settings))
+    app.include_router(create_api_router(db, settings, live=live))
     return app

@@ -11,8 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from streamit.api.schemas import ProblemOut
 from streamit.db import DatabaseUnavailable
-from streamit.errors import NotFound
+from streamit.errors import InvalidInput, InvalidTransition, NotFound, SlugTaken
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -63,14 +64,33 @@ async def _on_not_found(_request: Request, exc: Exception) -> JSONResponse:
     return problem_response(404, str(exc))
 
 
+async def _on_invalid_input(_request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(422, str(exc))
+
+
+async def _on_conflict(_request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(409, str(exc))
+
+
 async def _on_database_error(_request: Request, _exc: Exception) -> JSONResponse:
     # The driver's message can include host names or SQL; the client only needs to retry later.
     return problem_response(503, "The database is unavailable.", headers={"Retry-After": "5"})
 
 
+def problem_docs(description: str) -> dict[str, Any]:
+    """An OpenAPI response entry for a problem body served as ``application/problem+json``."""
+    return {
+        "description": description,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": ProblemOut.model_json_schema()}},
+    }
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Make ``app`` answer every error (404, 405, 422, database down …) with a problem JSON body."""
+    """Make ``app`` answer every error (401, 404, 405, 409, 422, database down …) with a problem body."""
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(NotFound, _on_not_found)
+    app.add_exception_handler(InvalidInput, _on_invalid_input)
+    app.add_exception_handler(SlugTaken, _on_conflict)
+    app.add_exception_handler(InvalidTransition, _on_conflict)
     app.add_exception_handler(DatabaseUnavailable, _on_database_error)

@@ -1,14 +1,22 @@
-"""Pydantic shapes of the public API's JSON.  A stream's key never appears in any of them."""
+"""Pydantic shapes of the API's JSON.  Only the owner shapes (:class:`OwnerStreamOut`) carry a stream key."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from streamit.config import Settings
-from streamit.db import StreamRecord, StreamStatus
+from streamit.db import SessionRecord, StreamRecord, StreamStatus
+from streamit.db.slugs import MAX_SLUG_LENGTH, SLUG_PATTERN
+
+MAX_TITLE_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 5000
+KEY_NOT_STORED = (
+    "This stream's key was created before keys were stored for owners and cannot be shown; "
+    "rotate the key to get a new one."
+)
 
 
 class VideoInfo(BaseModel):
@@ -67,22 +75,88 @@ class StreamOut(BaseModel):
     viewers: int
 
 
+class OwnerStreamOut(StreamOut):
+    """A stream as its owner sees it: the public fields plus the key and where to publish with it.
+
+    ``stream_key`` and ``publish_url`` are ``null`` when the key cannot be shown (``key_notice`` says why).
+    """
+
+    created_at: datetime
+    stream_key: str | None = Field(examples=["sk_3q2-7wEXAMPLE"])
+    publish_url: str | None = Field(examples=["rtmp://localhost:1935/live/sk_3q2-7wEXAMPLE"])
+    key_notice: str | None
+
+
+# Owner shapes first: left-to-right validation must not strip an owner's fields by matching the public shape.
+AnyStreamOut = Annotated[OwnerStreamOut | StreamOut, Field(union_mode="left_to_right")]
+
+
 class StreamListOut(BaseModel):
-    """A list of streams, newest first."""
+    """A list of streams, newest first (with owner fields when the request carried a valid token)."""
 
     model_config = ConfigDict(frozen=True)
 
-    streams: list[StreamOut]
+    streams: list[AnyStreamOut]
+
+
+class StreamCreateIn(BaseModel):
+    """A new stream.  Without ``slug`` one is derived from the title."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=MAX_TITLE_LENGTH, pattern=r"\S", examples=["Morning Show"])
+    description: str = Field("", max_length=MAX_DESCRIPTION_LENGTH)
+    slug: str | None = Field(None, max_length=MAX_SLUG_LENGTH, pattern=SLUG_PATTERN, examples=["morning"])
+
+
+class StreamUpdateIn(BaseModel):
+    """Changes to a stream; fields left out (or ``null``) stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(None, min_length=1, max_length=MAX_TITLE_LENGTH, pattern=r"\S")
+    description: str | None = Field(None, max_length=MAX_DESCRIPTION_LENGTH)
+    slug: str | None = Field(None, max_length=MAX_SLUG_LENGTH, pattern=SLUG_PATTERN)
+
+
+class SessionOut(BaseModel):
+    """One publish of a stream (``ended_at`` is ``null`` while it goes on)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    node: str
+    remote_addr: str
+    started_at: datetime
+    ended_at: datetime | None
+    bytes_in: int
+    avg_bitrate_kbps: int | None
+    peak_bitrate_kbps: int | None
+    video_codec: str | None
+    audio_codec: str | None
+    width: int | None
+    height: int | None
+    end_reason: str | None = Field(examples=["unpublish"])
+
+
+class SessionListOut(BaseModel):
+    """The publish sessions of a stream, newest first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sessions: list[SessionOut]
 
 
 class StreamPlaybackOut(BaseModel):
-    """Playback information of one stream."""
+    """Playback information of one stream; ``hls`` is ``null`` unless it is ``LIVE``."""
 
     model_config = ConfigDict(frozen=True)
 
     slug: str
     status: StreamStatus
     hls: str | None
+    started_at: datetime | None
+    media: MediaOut
 
 
 class ProblemOut(BaseModel):
@@ -100,8 +174,8 @@ def playback_url(settings: Settings, slug: str) -> str:
     return f"{settings.resolved_public_url}/hls/{slug}/index.m3u8"
 
 
-def stream_out(record: StreamRecord, settings: Settings) -> StreamOut:
-    """The public view of ``record``."""
+def media_out(record: StreamRecord) -> MediaOut:
+    """The tracks of ``record``."""
     media = record.media
     video = (
         None
@@ -113,6 +187,11 @@ def stream_out(record: StreamRecord, settings: Settings) -> StreamOut:
         if media.audio_codec is None
         else AudioInfo(codec=media.audio_codec, sample_rate=media.sample_rate, channels=media.channels)
     )
+    return MediaOut(video=video, audio=audio)
+
+
+def stream_out(record: StreamRecord, settings: Settings) -> StreamOut:
+    """The public view of ``record``."""
     live = record.status is StreamStatus.LIVE
     return StreamOut(
         id=record.id,
@@ -123,7 +202,7 @@ def stream_out(record: StreamRecord, settings: Settings) -> StreamOut:
         started_at=record.started_at,
         ended_at=record.ended_at,
         playback=PlaybackOut(hls=playback_url(settings, record.slug) if live else None),
-        media=MediaOut(video=video, audio=audio),
+        media=media_out(record),
         bitrate_kbps=record.bitrate_kbps,
         viewers=record.viewers,
     )
@@ -136,4 +215,42 @@ def stream_playback_out(record: StreamRecord, settings: Settings) -> StreamPlayb
         slug=record.slug,
         status=record.status,
         hls=playback_url(settings, record.slug) if live else None,
+        started_at=record.started_at,
+        media=media_out(record),
+    )
+
+
+def publish_url(settings: Settings, key: str) -> str:
+    """The RTMP URL a broadcaster publishes ``key`` to."""
+    return f"{settings.resolved_rtmp_url}/{key}"
+
+
+def owner_stream_out(record: StreamRecord, key: str | None, settings: Settings) -> OwnerStreamOut:
+    """The owner's view of ``record`` with its key (``None`` when the key cannot be shown)."""
+    public = stream_out(record, settings)
+    return OwnerStreamOut(
+        **public.model_dump(),
+        created_at=record.created_at,
+        stream_key=key,
+        publish_url=None if key is None else publish_url(settings, key),
+        key_notice=KEY_NOT_STORED if key is None else None,
+    )
+
+
+def session_out(record: SessionRecord) -> SessionOut:
+    """The API view of a publish session."""
+    return SessionOut(
+        id=record.id,
+        node=record.node,
+        remote_addr=record.remote_addr,
+        started_at=record.started_at,
+        ended_at=record.ended_at,
+        bytes_in=record.bytes_in,
+        avg_bitrate_kbps=record.avg_bitrate_kbps,
+        peak_bitrate_kbps=record.peak_bitrate_kbps,
+        video_codec=record.video_codec,
+        audio_codec=record.audio_codec,
+        width=record.width,
+        height=record.height,
+        end_reason=record.end_reason,
     )
