@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamit.api import create_api_app
+from streamit.api import create_api_app, install_error_handlers
 from streamit.api.hooks import HOOKS_PREFIX, create_hooks_router
 from streamit.config import Settings
 from streamit.db import Database, StreamRecord, StreamStatus
@@ -51,7 +51,8 @@ def webhooks(app_settings: Settings) -> WebhookDispatcher:
 
 
 def hooks_app(db: Database, app_settings: Settings, webhooks: WebhookDispatcher | None = None) -> FastAPI:
-    app = create_api_app(db, app_settings)
+    app = FastAPI()
+    install_error_handlers(app)
     app.include_router(create_hooks_router(db, app_settings, webhooks=webhooks))
     return app
 
@@ -199,7 +200,7 @@ async def test_malformed_forms_get_400(client: httpx.AsyncClient) -> None:
     assert (await hook(client, "on_publish", b"name=%ff")).status_code == 400
     assert (await hook(client, "on_publish_done", b"name=" + b"a" * 10_000)).status_code == 400
     assert (await hook(client, "on_update", b"call=update_publish\xff")).status_code == 400
-    assert (await hook(client, "on_update", b"call=play&name=x")).status_code == 400
+    assert (await hook(client, "on_update", b"call=play&name=x")).status_code == 403
     assert (await hook(client, "on_publish", b"call=play&name=x")).status_code == 403
 
 
@@ -256,3 +257,12 @@ def test_arbitrary_bodies_never_fail_the_server(tmp_path: Path) -> None:
         asyncio.run(probe(call, body, method))
 
     check()
+
+
+async def test_api_app_serves_the_hooks(db: Database, app_settings: Settings) -> None:
+    transport = httpx.ASGITransport(app=create_api_app(db, app_settings))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await hook(client, "on_publish", nginx_form("on_publish_post", name="sk_unknown"))
+        schema = (await client.get("/api/openapi.json")).json()
+    assert response.status_code == 403
+    assert f"{HOOKS_PREFIX}/on_publish" in schema["paths"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 import streamit
+from streamit.api.hooks import create_hooks_router
 from streamit.api.live_control import LiveControl
 from streamit.api.problems import install_error_handlers
 from streamit.api.routes import create_api_router
@@ -33,4 +34,5 @@ def create_api_app(db: Database, settings: Settings, *, live: LiveControl | None
     )
     install_error_handlers(app)
     app.include_router(create_api_router(db, settings, live=live))
+    app.include_router(create_hooks_router(db, settings))
     return app

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
@@ -59,6 +60,43 @@ HOOKS_PREFIX = f"{API_PREFIX}/hooks/nginx-rtmp"
 NGINX_NODE = "nginx-rtmp"
 END_REASON = "unpublish"
 _UNKNOWN_ADDRESS = "unknown"
+_FORM_FIELDS = ("app", "flashver", "swfurl", "tcurl", "pageurl", "addr", "clientid", "call", "name")
+_FORM_BODY: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        **{field: {"type": "string"} for field in _FORM_FIELDS},
+                        "type": {"type": "string"},
+                        "time": {"type": "string"},
+                        "timestamp": {"type": "string"},
+                    },
+                }
+            }
+        }
+    }
+}
+_BAD_FORM: dict[int | str, dict[str, Any]] = {400: {"description": "The form is malformed or too large."}}
+_RESPONSES: dict[str, dict[int | str, dict[str, Any]]] = {
+    "on_publish": {
+        302: {"description": "Allowed; ``Location`` is the stream's slug, the name to publish under."},
+        403: {"description": "Refused: unknown key or stream already live."},
+        **_BAD_FORM,
+    },
+    "on_update": {
+        200: {"description": "The publish (or play) may go on."},
+        403: {"description": "Stop the publisher: the key is no longer valid."},
+        404: {"description": "``update_play`` of an unknown stream."},
+        **_BAD_FORM,
+    },
+    "on_publish_done": {
+        204: {"description": "Recorded (also when no session was open)."},
+        404: {"description": "No stream has this key or slug."},
+        **_BAD_FORM,
+    },
+}
 
 
 async def _read_form(request: Request) -> dict[str, str]:
@@ -93,7 +131,6 @@ def create_hooks_router(
     ``webhooks``, when given, receives ``stream.live`` and ``stream.ended`` events for these publishes.
     """
     router = APIRouter(prefix=HOOKS_PREFIX, tags=["hooks"])
-    methods = ["GET", "POST"]
 
     def emit(event_type: str, record: StreamRecord) -> None:
         if webhooks is not None:
@@ -112,7 +149,6 @@ def create_hooks_router(
             for s in await db.sessions.open_for_stream(record.id)
         )
 
-    @router.api_route("/on_publish", methods=methods, summary="nginx-rtmp on_publish")
     async def on_publish(request: Request) -> Response:
         """Authorise a publish by stream key: ``302`` to the slug, else ``403``."""
         try:
@@ -140,7 +176,6 @@ def create_hooks_router(
         emit(STREAM_LIVE, record)
         return Response(status_code=302, headers={"Location": record.slug})
 
-    @router.api_route("/on_update", methods=methods, summary="nginx-rtmp on_update")
     async def on_update(request: Request) -> Response:
         """``200`` while the publish (or play) may go on; ``403`` drops the publisher (key rotated)."""
         try:
@@ -164,9 +199,8 @@ def create_hooks_router(
             if await stream_named(name) is None:
                 return _refuse(404, "no such stream")
             return Response(status_code=200)
-        return _refuse(400, "call must be update_publish or update_play")
+        return _refuse(403, "call must be update_publish or update_play")
 
-    @router.api_route("/on_publish_done", methods=methods, summary="nginx-rtmp on_publish_done")
     async def on_publish_done(request: Request) -> Response:
         """Close the publish session and end the stream; ``204`` (also when nothing was open)."""
         try:
@@ -191,4 +225,16 @@ def create_hooks_router(
             emit(STREAM_ENDED, record)
         return Response(status_code=204)
 
+    for endpoint in (on_publish, on_update, on_publish_done):
+        hook = endpoint.__name__
+        for method in ("POST", "GET"):
+            router.add_api_route(
+                f"/{hook}",
+                endpoint,
+                methods=[method],
+                summary=f"nginx-rtmp {hook} ({method})",
+                operation_id=f"nginx_rtmp_{hook}_{method.lower()}",
+                responses=_RESPONSES[hook],
+                openapi_extra=_FORM_BODY if method == "POST" else None,
+            )
     return router
