@@ -262,3 +262,51 @@ def test_every_command_takes_the_common_flags() -> None:
         assert result.exit_code == 0, result.output
         for flag in flags:
             assert flag in result.stdout, (path, flag)
+
+
+def test_tokens_create_list_revoke(data_dir: Path) -> None:
+    created = run(data_dir, "tokens", "create", "--name", "ci", "--json")
+    assert created.exit_code == 0, created.output
+    body = json.loads(created.stdout)
+    assert set(body) == {"id", "name", "token"} and body["name"] == "ci"
+    token = body["token"]
+    assert re.fullmatch(r"st_[A-Za-z0-9_-]{43}", token)
+    assert token.encode() not in (data_dir / "streamit.db").read_bytes()
+
+    async def verify() -> bool:
+        db = Database(f"sqlite+aiosqlite:///{data_dir / 'streamit.db'}")
+        try:
+            return await db.tokens.verify(token) is not None
+        finally:
+            await db.close()
+
+    assert asyncio.run(verify())
+    plain = run(data_dir, "tokens", "create", "--name", "studio")
+    assert plain.exit_code == 0 and "st_" in plain.stdout and "shown only now" in plain.stdout
+    duplicate = run(data_dir, "tokens", "create", "--name", "ci")
+    assert duplicate.exit_code != 0 and "already exists" in duplicate.output
+    listed = json.loads(run(data_dir, "tokens", "list", "--json").stdout)
+    assert [t["name"] for t in listed] == ["ci", "studio"]
+    assert token not in run(data_dir, "tokens", "list").stdout
+    assert run(data_dir, "tokens", "revoke", "ci").exit_code == 0
+    assert not asyncio.run(verify())
+    studio_id = listed[1]["id"]
+    assert run(data_dir, "tokens", "revoke", studio_id).exit_code == 0
+    missing = run(data_dir, "tokens", "revoke", "ci")
+    assert missing.exit_code != 0 and "no token" in missing.output
+    assert run(data_dir, "tokens", "list").stdout.strip() == "no tokens"
+
+
+def test_cli_created_keys_are_revealable_with_the_data_dir_secret(data_dir: Path) -> None:
+    created = create(data_dir, "Reveal")
+    secret_file = data_dir / "secret.key"
+    assert secret_file.is_file() and (secret_file.stat().st_mode & 0o777) == 0o600
+
+    async def reveal() -> str | None:
+        db = Database.from_settings(Settings(data_dir=data_dir))
+        try:
+            return await db.streams.reveal_key(created["slug"])
+        finally:
+            await db.close()
+
+    assert asyncio.run(reveal()) == created["stream_key"]

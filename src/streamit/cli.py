@@ -1,4 +1,4 @@
-"""The ``streamit`` command line: ``serve``, ``streams …`` and ``db upgrade``.
+"""The ``streamit`` command line: ``serve``, ``streams …``, ``tokens …`` and ``db upgrade``.
 
 Every command takes the same settings flags (``--data-dir``, ``--database-url`` …); unset flags fall back
 to ``STREAMIT_<FLAG>`` environment variables, then to ``--config FILE``, then to defaults.
@@ -80,7 +80,7 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 async def _with_database(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
     """Open the database, migrate it (zero set-up), run ``action``, close it."""
-    db = Database(settings.resolved_database_url)
+    db = Database.from_settings(settings)
     try:
         await db.upgrade()
         return await action(db)
@@ -242,6 +242,63 @@ def delete_stream(slug: str, yes: bool, settings: Settings) -> None:
     if not deleted:
         raise _unknown(slug)
     click.echo(f"deleted {slug}")
+
+
+@main.group()
+def tokens() -> None:
+    """Create and revoke API tokens (owner endpoints need one)."""
+
+
+@tokens.command("create")
+@click.option("--name", required=True, help="What the token is for, e.g. 'ci' or 'studio'.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_settings_options
+def create_token(name: str, as_json: bool, settings: Settings) -> None:
+    """Create a token and print it; it is shown only this once (only its hash is stored)."""
+    record, token = _run(_with_database(settings, lambda db: db.tokens.create(name)))
+    if as_json:
+        _echo_json({"id": record.id, "name": record.name, "token": token})
+        return
+    click.echo(f"Created token {record.name!r} ({record.id})")
+    click.echo(f"  token: {token}")
+    click.echo("It is shown only now: send it as 'Authorization: Bearer <token>'.")
+
+
+@tokens.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_settings_options
+def list_tokens(as_json: bool, settings: Settings) -> None:
+    """List tokens (names, ids and dates; never the tokens themselves)."""
+    records = _run(_with_database(settings, lambda db: db.tokens.list()))
+    rows = [
+        {
+            "id": r.id,
+            "name": r.name,
+            "created_at": r.created_at.isoformat(),
+            "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None,
+        }
+        for r in records
+    ]
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo("no tokens")
+        return
+    width = max(len(r.name) for r in records)
+    for row in rows:
+        used = row["last_used_at"] or "-"
+        click.echo(f"{row['name']:<{width}}  {row['id']}  created {row['created_at']}  used {used}")
+
+
+@tokens.command("revoke")
+@click.argument("name_or_id")
+@_settings_options
+def revoke_token(name_or_id: str, settings: Settings) -> None:
+    """Revoke the token with this name or id; it stops working at once."""
+    if not _run(_with_database(settings, lambda db: db.tokens.revoke(name_or_id))):
+        raise click.ClickException(f"no token named or with id {name_or_id!r}")
+    click.echo(f"revoked {name_or_id}")
 
 
 @main.group("db")

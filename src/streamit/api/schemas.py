@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from streamit.config import Settings
 from streamit.db import SessionRecord, StreamRecord, StreamStatus
@@ -13,6 +13,11 @@ from streamit.db.slugs import MAX_SLUG_LENGTH, SLUG_PATTERN
 
 MAX_TITLE_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 5000
+# "Has a character that str.strip() keeps", spelt out: "\\S" means different things in Python, in
+# ECMA-262 (which JSON Schema patterns follow) and in pydantic's Rust regex engine.
+VISIBLE_TEXT_PATTERN = (
+    r"[^\t\n\u000b\u000c\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+)
 KEY_NOT_STORED = (
     "This stream's key was created before keys were stored for owners and cannot be shown; "
     "rotate the key to get a new one."
@@ -99,14 +104,28 @@ class StreamListOut(BaseModel):
     streams: list[AnyStreamOut]
 
 
+def _encodable(value: str | None) -> str | None:
+    # JSON may carry lone surrogates ("\\ud800"); no database can store them as UTF-8.
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("text must be valid Unicode (no lone surrogates)") from exc
+    return value
+
+
 class StreamCreateIn(BaseModel):
     """A new stream.  Without ``slug`` one is derived from the title."""
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=MAX_TITLE_LENGTH, pattern=r"\S", examples=["Morning Show"])
+    title: str = Field(
+        min_length=1, max_length=MAX_TITLE_LENGTH, pattern=VISIBLE_TEXT_PATTERN, examples=["Morning Show"]
+    )
     description: str = Field("", max_length=MAX_DESCRIPTION_LENGTH)
     slug: str | None = Field(None, max_length=MAX_SLUG_LENGTH, pattern=SLUG_PATTERN, examples=["morning"])
+
+    _check_text = field_validator("title", "description")(_encodable)
 
 
 class StreamUpdateIn(BaseModel):
@@ -114,9 +133,11 @@ class StreamUpdateIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(None, min_length=1, max_length=MAX_TITLE_LENGTH, pattern=r"\S")
+    title: str | None = Field(None, min_length=1, max_length=MAX_TITLE_LENGTH, pattern=VISIBLE_TEXT_PATTERN)
     description: str | None = Field(None, max_length=MAX_DESCRIPTION_LENGTH)
     slug: str | None = Field(None, max_length=MAX_SLUG_LENGTH, pattern=SLUG_PATTERN)
+
+    _check_text = field_validator("title", "description")(_encodable)
 
 
 class SessionOut(BaseModel):
