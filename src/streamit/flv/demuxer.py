@@ -9,6 +9,7 @@ every other FourCC raises :class:`~streamit.errors.UnsupportedCodec`.
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Mapping
 from fractions import Fraction
 
@@ -16,7 +17,9 @@ from streamit.errors import RemoteProtocolError, UnsupportedCodec
 from streamit.flv.timestamps import TimestampUnwrapper
 from streamit.media.aac import parse_audio_specific_config
 from streamit.media.frame import MILLISECONDS, AudioConfig, Frame, TrackKind, VideoConfig
-from streamit.media.h264 import iter_nal_units, parse_avc_decoder_config, parse_sps, to_four_byte_lengths
+from streamit.media.h264 import parse_avc_decoder_config, parse_sps, to_four_byte_lengths
+
+_unpack_u32 = struct.Struct(">I").unpack_from
 
 VIDEO_CODEC_AVC = 7
 SOUND_FORMAT_AAC = 10
@@ -136,11 +139,12 @@ class FlvDemuxer:
         if len(payload) < 5:
             raise RemoteProtocolError(f"FLV AVC video tag is truncated ({len(payload)} bytes)")
         packet_type = payload[1]
+        if packet_type == AVC_NALU:
+            # CompositionTime: a signed 24-bit value, taken with the packet type byte and sign-extended.
+            offset = ((_unpack_u32(payload, 1)[0] & 0xFFFFFF) ^ 0x800000) - 0x800000
+            return self._video_frame(timestamp, offset, frame_type, payload[5:])
         if packet_type == AVC_SEQUENCE_HEADER:
             return [self._video_sequence_start(payload[5:])]
-        if packet_type == AVC_NALU:
-            offset = int.from_bytes(payload[2:5], "big", signed=True)
-            return self._video_frame(timestamp, offset, frame_type, payload[5:])
         if packet_type == AVC_END_OF_SEQUENCE:
             return []
         raise RemoteProtocolError(f"FLV AVC video tag has invalid AVCPacketType {packet_type}")
@@ -205,8 +209,14 @@ class FlvDemuxer:
             return []
         if self._nal_length_size == 4:
             # Validates the framing without copying: the packagers rely on the lengths being exact.
-            for _ in iter_nal_units(data):
-                pass
+            end = len(data)
+            position = 0
+            while position < end:
+                if position + 4 > end:
+                    raise RemoteProtocolError("AVCC data ends inside a NAL length prefix")
+                position += 4 + _unpack_u32(data, position)[0]
+            if position > end:
+                raise RemoteProtocolError("an AVCC NAL unit runs past the end of the frame")
             data = bytes(data)
         else:
             data = to_four_byte_lengths(data, self._nal_length_size)
@@ -234,10 +244,10 @@ class FlvDemuxer:
         if len(payload) < 2:
             raise RemoteProtocolError("FLV AAC audio tag lacks its AACPacketType")
         packet_type = payload[1]
-        if packet_type == 0:
-            return [self._audio_sequence_start(payload[2:])]
         if packet_type == 1:
             return self._audio_frame(timestamp, payload[2:])
+        if packet_type == 0:
+            return [self._audio_sequence_start(payload[2:])]
         raise RemoteProtocolError(f"FLV AAC audio tag has invalid AACPacketType {packet_type}")
 
     def _feed_ex_audio(self, timestamp: int, payload: bytes) -> list[AudioConfig | Frame]:

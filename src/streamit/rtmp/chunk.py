@@ -27,6 +27,7 @@ ABORT_MESSAGE: Final = 2
 
 _U32 = struct.Struct(">I")
 _U32_LE = struct.Struct("<I")
+_U32_U32 = struct.Struct(">II")
 
 # The 1-byte basic header of a type-3 chunk of each chunk stream id below 64 (RTMP 1.0 §5.3.1.1).
 _CONTINUATION_HEADERS = tuple(bytes((0xC0 | csid,)) for csid in range(64))
@@ -114,6 +115,7 @@ class ChunkReader:
         end = len(data)
         pos = 0
         unpack_u32 = _U32.unpack_from
+        unpack_u32_u32 = _U32_U32.unpack_from
         chunk_size = self._chunk_size
         while pos < end:
             first = data[pos]
@@ -144,9 +146,11 @@ class ChunkReader:
             elif fmt == 1:
                 if p + 7 > end:
                     break
-                field = unpack_u32(data, p - 1)[0] & 0xFFFFFF
-                length = unpack_u32(data, p + 2)[0] & 0xFFFFFF
-                type_id = data[p + 6]
+                # One unpack of the basic header byte and the 7 header bytes: timestamp delta, length, type.
+                field, length = unpack_u32_u32(data, p - 1)
+                field &= 0xFFFFFF
+                type_id = length & 0xFF
+                length >>= 8
                 p += 7
             elif fmt == 2:
                 if p + 3 > end:

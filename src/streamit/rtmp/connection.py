@@ -202,6 +202,8 @@ class RtmpConnection:
 
     def data_to_send(self) -> bytes:
         """Bytes to write to the peer (then forgotten here)."""
+        if not self._outbox:
+            return b""
         out = b"".join(self._outbox)
         self._outbox.clear()
         return out
@@ -302,8 +304,8 @@ class RtmpConnection:
     def _receive(self, data: bytes, now: float) -> None:
         self._bytes_received += len(data)
         inbox = self._inbox
-        handshake = self._handshake
-        if not handshake.complete:
+        if self.state is ConnectionState.HANDSHAKE:
+            handshake = self._handshake
             inbox += data
             data = b""
             while not handshake.complete:
@@ -335,7 +337,7 @@ class RtmpConnection:
                         self._held.append(message)
                         continue
                     # The common case first: media of a publishing stream becomes its event directly.
-                    if type_id in (_VIDEO, _AUDIO):
+                    if type_id == _VIDEO or type_id == _AUDIO:  # noqa: SIM109 (no tuple built per message)
                         stream = streams.get(stream_id)
                         if stream is not None and stream.accepts_media and payload:
                             if type_id == _VIDEO:
