@@ -21,6 +21,10 @@ from streamit.media.aac import SAMPLING_FREQUENCIES
 from streamit.media.frame import AudioConfig, Frame, TrackKind, VideoConfig
 from streamit.mpegts.muxer import TsMuxer
 
+_APPEND = Placement.APPEND
+_DROP = Placement.DROP
+_START = Placement.START
+
 AAC_FRAME_SAMPLES = 1024
 """Samples per AAC-LC frame (ISO/IEC 14496-3 §4.5.1.1): the nominal audio frame duration."""
 
@@ -117,25 +121,31 @@ class HlsPackager:
         numerator, denominator = self._scale
         dts = frame.dts * numerator // denominator
         kind = frame.track
-        decision = self._segmenter.decide(kind, dts, frame.keyframe)
-        if decision.placement is Placement.DROP:
-            data = b""
-        else:
-            data = self._muxer.mux(frame, psi=decision.placement is Placement.START)
-        # Deferred events are taken only now: a malformed frame (raised above) must not lose them.
+        segmenter = self._segmenter
+        decision = segmenter.decide(kind, dts, frame.keyframe)
+        placement = decision.placement
+        if placement is _APPEND:
+            data = self._muxer.mux(frame)
+            # Deferred events are taken only now: a malformed frame (raised above) must not lose them.
+            events = self._take_deferred() if self._deferred else []
+            segmenter.accept(kind, dts, decision)
+            if decision.closed_duration is not None:
+                events.extend(self._close(decision.closed_duration))
+            if data:
+                self._open.append(data)
+            return events
+        data = b"" if placement is _DROP else self._muxer.mux(frame, psi=True)
         events = self._take_deferred() if self._deferred else []
-        if not data and decision.placement is Placement.START:
+        if not data and placement is _START:
             return events  # an empty access unit cannot start a segment
-        self._segmenter.accept(kind, dts, decision)
+        segmenter.accept(kind, dts, decision)
         if decision.closed_duration is not None:
             events.extend(self._close(decision.closed_duration))
-        if decision.placement is Placement.START:
+        if placement is _START:
             self._open = [data]
             self._open_time = wallclock
             # A discontinuity before the very first segment is no discontinuity for players.
             self._open_discontinuity = decision.discontinuity and self._next_sequence > 0
-        elif data:
-            self._open.append(data)
         return events
 
     def end(self) -> list[PackagerEvent]:
