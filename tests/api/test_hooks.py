@@ -266,3 +266,20 @@ async def test_api_app_serves_the_hooks(db: Database, app_settings: Settings) ->
         schema = (await client.get("/api/openapi.json")).json()
     assert response.status_code == 403
     assert f"{HOOKS_PREFIX}/on_publish" in schema["paths"]
+
+
+async def test_publish_done_after_key_rotation_still_ends(
+    client: httpx.AsyncClient, db: Database, stream: tuple[StreamRecord, str]
+) -> None:
+    record, key = stream
+    await hook(client, "on_publish", nginx_form("on_publish_post", name=key))
+    await db.streams.rotate_key("cooking-live")
+    assert (await hook(client, "on_update", nginx_form("on_update_post", name=key))).status_code == 403
+    # nginx-rtmp drops the publisher and reports it with the old key.
+    response = await hook(client, "on_publish_done", nginx_form("on_publish_done_post", name=key))
+    assert response.status_code == 204
+    ended = await db.streams.get("cooking-live")
+    assert ended is not None and ended.status is StreamStatus.ENDED
+    assert await db.sessions.open_for_stream(record.id) == []
+    again = await hook(client, "on_publish_done", nginx_form("on_publish_done_post", name=key))
+    assert again.status_code == 404

@@ -16,7 +16,9 @@ Point nginx-rtmp's ``on_publish``, ``on_update`` and ``on_publish_done`` at
 
 nginx-rtmp 1.2.2 sends ``on_update`` and ``on_publish_done`` with the ORIGINAL name (the key), even after a
 rename; both endpoints also accept the slug.  It also sends ``on_publish_done`` for a publish that
-``on_publish`` refused, which is why ``on_publish_done`` only closes a session from the same address.
+``on_publish`` refused, which is why ``on_publish_done`` only closes a session from the same address.  After
+a key rotation ``on_publish_done`` still names the old key; the stream is then found among the publishes
+this process accepted (remembered by key digest).
 
 nginx-rtmp 1.2.2's HLS module sees the name BEFORE the rename, so HLS must be produced in a second
 application that receives the renamed stream through ``push``::
@@ -49,6 +51,7 @@ from streamit.api.problems import problem_response
 from streamit.api.routes import API_PREFIX
 from streamit.config import Settings
 from streamit.db import Database, StreamRecord, StreamStatus
+from streamit.db.keys import hash_stream_key
 from streamit.db.slugs import is_valid_slug
 from streamit.errors import InvalidTransition, NotFound, RemoteProtocolError
 from streamit.hooks.nginx_form import MAX_FORM_BYTES, parse_form
@@ -60,6 +63,7 @@ HOOKS_PREFIX = f"{API_PREFIX}/hooks/nginx-rtmp"
 NGINX_NODE = "nginx-rtmp"
 END_REASON = "unpublish"
 _UNKNOWN_ADDRESS = "unknown"
+_MAX_REMEMBERED_PUBLISHES = 10_000
 _FORM_FIELDS = ("app", "flashver", "swfurl", "tcurl", "pageurl", "addr", "clientid", "call", "name")
 _FORM_BODY: dict[str, Any] = {
     "requestBody": {
@@ -136,6 +140,16 @@ def create_hooks_router(
         if webhooks is not None:
             webhooks.emit(event_type, stream_event_data(record))
 
+    # Digest of the key each live nginx-rtmp publish used → stream id: on_publish_done still names the old
+    # key after a rotation.  In this process only; bounded in case nginx dies without on_publish_done.
+    publishing: dict[str, str] = {}
+
+    def remember(digest: str, stream_id: str) -> None:
+        publishing.pop(digest, None)
+        publishing[digest] = stream_id
+        if len(publishing) > _MAX_REMEMBERED_PUBLISHES:
+            del publishing[next(iter(publishing))]
+
     async def stream_named(name: str) -> StreamRecord | None:
         """The stream whose key is ``name`` or, failing that, whose slug is ``name``."""
         record = await db.streams.find_by_key(name)
@@ -172,6 +186,7 @@ def create_hooks_router(
             await db.sessions.open(record.id, node=NGINX_NODE, remote_addr=addr, started_at=now)
         except (NotFound, InvalidTransition):
             return _refuse(403, "stream is gone")
+        remember(hash_stream_key(fields["name"]), record.id)
         log.info("stream %s is live through nginx-rtmp, published from %s", record.slug, addr)
         emit(STREAM_LIVE, record)
         return Response(status_code=302, headers={"Location": record.slug})
@@ -207,7 +222,12 @@ def create_hooks_router(
             fields = await _read_form(request)
         except RemoteProtocolError as exc:
             return _refuse(400, str(exc))
-        record = await stream_named(fields.get("name", ""))
+        name = fields.get("name", "")
+        record = await stream_named(name)
+        digest = hash_stream_key(name)
+        if record is None and digest in publishing:
+            # The key was rotated (on_update then refused it): find the stream it was published with.
+            record = await db.streams.get_by_id(publishing[digest])
         if record is None:
             return _refuse(404, "no such stream")
         addr = _address(fields)
@@ -216,6 +236,8 @@ def create_hooks_router(
         mine = [s for s in sessions if s.node == NGINX_NODE and s.remote_addr == addr]
         for session in mine:
             await db.sessions.close(session.id, ended_at=now, end_reason=END_REASON)
+        if mine:
+            publishing.pop(digest, None)
         if mine and len(mine) == len(sessions) and record.status is StreamStatus.LIVE:
             try:
                 record = await db.streams.mark_ended(record.id, now)
