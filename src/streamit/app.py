@@ -15,7 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 
 from streamit.api import create_api_app
 from streamit.config import Settings
-from streamit.db import Database
+from streamit.db import Database, KeyVault
+from streamit.hooks import PublishCallbacks, WebhookDispatcher
 from streamit.origin import SegmentStoreRegistry, create_origin_router
 from streamit.servers.ingest import IngestService
 from streamit.servers.rtmp import RtmpServer
@@ -45,7 +46,7 @@ def create_app(
     settings: Settings, db: Database, stores: SegmentStoreRegistry, ingest: IngestService
 ) -> FastAPI:
     """The HTTP application: API, origin routes, health and metrics."""
-    app = create_api_app(db, settings)
+    app = create_api_app(db, settings, live=ingest)
     app.include_router(create_origin_router(stores, segment_duration=settings.hls_segment_duration))
     registry = CollectorRegistry()
     live_streams = Gauge("streamit_live_streams", "Streams with a publisher on this node", registry=registry)
@@ -76,16 +77,28 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.resolved_database_url)
+    db = Database(
+        settings.resolved_database_url, vault=KeyVault.from_settings(settings.secret_key, settings.data_dir)
+    )
     await db.upgrade()
-    # A crash or kill must not leave a stream LIVE forever: nothing is live when we start.
-    recovered = await db.streams.end_all_live(datetime.now(UTC))
-    if recovered:
-        log.warning("marked %d stream(s) ENDED that were LIVE when the previous run stopped", recovered)
+    # A crash or kill must not leave a stream LIVE forever: this node's open sessions end as "crash", and
+    # in the all-in-one server nothing else can be live either.
+    now = datetime.now(UTC)
+    crashed = await db.recover_node(settings.node_id, now)
+    recovered = await db.streams.end_all_live(now)
+    if crashed or recovered:
+        log.warning(
+            "closed %d session(s) and marked %d more stream(s) ENDED left LIVE when the previous run stopped",
+            len(crashed),
+            recovered,
+        )
     stores = SegmentStoreRegistry(settings.data_dir / "hls", memory_segments=settings.hls_memory_segments)
     for slug in stores.close_stale_playlists():
         log.warning("stream %s: closed the playlist a previous run left open", slug)
-    ingest = IngestService(settings, db, stores)
+    callbacks = PublishCallbacks(settings)
+    webhooks = WebhookDispatcher(settings)
+    await webhooks.start()
+    ingest = IngestService(settings, db, stores, callbacks=callbacks, webhooks=webhooks)
     rtmp = RtmpServer(ingest, max_message_size=settings.rtmp_max_message_size)
     app = create_app(settings, db, stores, ingest)
     http = EmbeddedUvicorn(
@@ -109,6 +122,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await asyncio.sleep(0.01)
     if http_task.done():
         await rtmp.close()
+        await webhooks.aclose()
+        await callbacks.aclose()
         await db.close()
         http_task.result()
         raise SystemExit("HTTP server failed to start")
@@ -126,6 +141,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     http.should_exit = True
     await http_task
     stop_wait.cancel()
+    await webhooks.aclose()
+    await callbacks.aclose()
     await db.close()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(sig)

@@ -118,6 +118,13 @@ class Server:
             args += ["--slug", slug]
         return StreamInfo(**json.loads(self.cli(*args)))
 
+    def create_token(self, name: str = "tests") -> str:
+        token: str = json.loads(self.cli("tokens", "create", "--name", name, "--json"))["token"]
+        return token
+
+    def owner_get(self, path: str, token: str) -> httpx.Response:
+        return httpx.get(f"{self.http}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 

@@ -57,7 +57,9 @@ def test_restart_after_a_crash_ends_streams_left_live(
     restarted = start_server(server.data_dir, tmp_path / "restart.log", server.rtmp_port, server.http_port)
     try:
         assert restarted.stream_json("crash")["status"] == "ENDED"
-        assert "marked 1 stream(s) ENDED" in restarted.log()
+        assert "closed 1 session(s)" in restarted.log()
+        sessions = restarted.owner_get("/api/v1/streams/crash/sessions", restarted.create_token()).json()
+        assert [s["end_reason"] for s in sessions["sessions"]] == ["crash"]
         playlist = m3u8.loads(httpx.get(f"{restarted.http}/hls/crash/index.m3u8", timeout=5).text)
         assert playlist.is_endlist and len(playlist.segments) >= 2
     finally:

@@ -1,9 +1,10 @@
 """Ingest: turns RTMP publish sessions into live streams — authorisation, takeover, packaging, status.
 
 One :class:`IngestService` per process.  Each RTMP connection gets an :class:`IngestSession`, fed with the
-events of its :class:`~streamit.rtmp.RtmpConnection`.  A publish is authorised by stream key; the media of an
-accepted publish is demuxed (FLV → Frames), fanned out through a :class:`~streamit.media.stream.Stream`,
-packaged to HLS and stored by the origin's :class:`~streamit.origin.SegmentStore`.
+events of its :class:`~streamit.rtmp.RtmpConnection`.  A publish is authorised by stream key (and by the
+operator's ``on_publish`` callback when configured); the media of an accepted publish is demuxed
+(FLV → Frames), fanned out through a :class:`~streamit.media.stream.Stream`, packaged to HLS and stored by the
+origin's :class:`~streamit.origin.SegmentStore`.  Every publish is a session row in the database.
 """
 
 from __future__ import annotations
@@ -18,9 +19,17 @@ from typing import Any
 
 from streamit.config import Settings, TakeoverPolicy
 from streamit.db import Database, MediaInfo, StreamRecord
-from streamit.errors import PublishRefused, RemoteProtocolError, UnsupportedCodec
+from streamit.errors import PublishRefused, RemoteProtocolError, StreamitError, UnsupportedCodec
 from streamit.flv import FlvDemuxer
 from streamit.hls import HlsPackager
+from streamit.hooks import (
+    STREAM_ENDED,
+    STREAM_LIVE,
+    PublishCall,
+    PublishCallbacks,
+    WebhookDispatcher,
+    stream_event_data,
+)
 from streamit.media import AudioConfig, Frame, VideoConfig
 from streamit.media.stream import Stream, StreamItem
 from streamit.origin.store import SegmentStore, SegmentStoreRegistry
@@ -57,16 +66,8 @@ class Channel:
     owner: IngestSession | None = None
     stream: Stream | None = None  # the live fan-out of the current publish
     published_before: bool = False
-    ending: asyncio.Task[None] | None = None  # storing the last publish's ENDED
-
-    async def store_ended(self, ended_at: datetime, db: Database) -> None:
-        """Record in the database that the stream ended."""
-        try:
-            self.record = await db.streams.mark_ended(self.record.id, ended_at)
-        except Exception as exc:
-            log.error("stream %s: could not mark ENDED: %s", self.record.slug, exc)
-        finally:
-            self.ending = None
+    ending: asyncio.Task[None] | None = None  # storing the last publish's end
+    last_update_call: float = 0.0
 
     def package(self, item: StreamItem) -> None:
         """Stream sink: package one config or frame and store what the packager produced."""
@@ -83,21 +84,56 @@ class PublishState:
     channel: Channel
     stream_id: int
     stream: Stream
+    call: PublishCall
+    started: float
+    session_id: str | None = None
     demuxer: FlvDemuxer = field(default_factory=FlvDemuxer)
     video: VideoConfig | None = None
     audio: AudioConfig | None = None
     media_bytes: int = 0
-    started: float = 0.0
+    sampled_bytes: int = 0
+    sampled_at: float = 0.0
+    peak_kbps: int = 0
     unsupported_logged: bool = False
+
+    def average_kbps(self, now: float) -> int | None:
+        """Average media bitrate of this publish so far."""
+        if now <= self.started:
+            return None
+        return int(self.media_bytes * 8 / 1000 / (now - self.started))
+
+    def sample(self, now: float) -> int | None:
+        """Bitrate since the previous sample; keeps the peak."""
+        since = self.sampled_at or self.started
+        if now - since < 1.0:
+            return None
+        kbps = int((self.media_bytes - self.sampled_bytes) * 8 / 1000 / (now - since))
+        self.sampled_bytes = self.media_bytes
+        self.sampled_at = now
+        self.peak_kbps = max(self.peak_kbps, kbps)
+        return kbps
 
 
 class IngestService:
-    """Authorises publishers and owns the live channels of this process."""
+    """Authorises publishers and owns the live channels of this process.
 
-    def __init__(self, settings: Settings, db: Database, stores: SegmentStoreRegistry) -> None:
+    It is also the API's :class:`~streamit.api.LiveControl`: :meth:`disconnect` kicks a live publisher.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        stores: SegmentStoreRegistry,
+        *,
+        callbacks: PublishCallbacks | None = None,
+        webhooks: WebhookDispatcher | None = None,
+    ) -> None:
         self.settings = settings
         self.db = db
         self.stores = stores
+        self.callbacks = callbacks
+        self.webhooks = webhooks
         self.channels: dict[str, Channel] = {}  # by stream id
         self._background: set[asyncio.Task[None]] = set()
 
@@ -106,8 +142,12 @@ class IngestService:
         return IngestSession(self, peer, conn, close)
 
     def channel_for(self, record: StreamRecord) -> Channel:
-        """The channel of ``record``, created on its first publish in this process."""
+        """The channel of ``record``, created on its first publish in this process (or after a rename)."""
         channel = self.channels.get(record.id)
+        if channel is not None and channel.record.slug != record.slug and channel.owner is None:
+            # Renamed while offline: packaging starts afresh under the new slug.
+            self.stores.remove(channel.record.slug)
+            channel = None
         if channel is None:
             store = self.stores.open(record.slug)
             store.reset()
@@ -122,33 +162,55 @@ class IngestService:
         return channel
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run a DB update in the background, keeping a reference so it is not garbage-collected."""
+        """Run DB and callback work in the background, keeping a reference so it is not collected."""
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
 
+    def emit(self, event_type: str, record: StreamRecord) -> None:
+        """Queue a JSON webhook about ``record`` (never blocks)."""
+        if self.webhooks is None:
+            return
+        self.webhooks.emit(event_type, {**stream_event_data(record), "node": self.settings.node_id})
+
+    async def disconnect(self, stream_id: str, reason: str) -> None:
+        """Kick the live publisher of ``stream_id`` (key rotated, stream deleted, refused by on_update)."""
+        channel = self.channels.get(stream_id)
+        if channel is None or channel.owner is None:
+            return
+        owner = channel.owner
+        log.info("stream %s: disconnecting the publisher %s: %s", channel.record.slug, owner.peer, reason)
+        owner.end_publish(reason)
+        owner.close()
+
     async def report_live_info(self, interval: float = LIVE_INFO_INTERVAL) -> None:
-        """Store each live stream's bitrate every ``interval`` seconds (runs until cancelled)."""
+        """Every ``interval`` seconds store each live stream's bitrate and session counters, and call
+        ``on_update`` when it is due (runs until cancelled)."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval)
+            now = loop.time()
             for channel in list(self.channels.values()):
                 owner = channel.owner
-                if owner is None:
+                state = owner.publish if owner is not None else None
+                if owner is None or state is None:
                     continue
-                kbps = owner.bitrate_kbps(loop.time())
-                try:
-                    await self.db.streams.update_live_info(channel.record.id, bitrate_kbps=kbps)
-                except Exception as exc:
-                    log.warning("stream %s: could not store bitrate: %s", channel.record.slug, exc)
+                await owner.report(state, now)
+                if (
+                    self.callbacks is not None
+                    and self.settings.on_update_url
+                    and now - channel.last_update_call >= self.settings.on_update_interval
+                ):
+                    channel.last_update_call = now
+                    self.spawn(owner.call_on_update(state, int(now - state.started)))
 
     async def shutdown(self) -> None:
         """End every live publish (playlists get ENDLIST, streams ENDED) and wait for DB updates."""
         for channel in list(self.channels.values()):
             owner = channel.owner
             if owner is not None:
-                owner.end_publish("server shutting down")
+                owner.end_publish("shutdown")
                 owner.close()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
@@ -164,8 +226,10 @@ class IngestSession:
         self.peer = peer
         self.conn = conn
         self._close = close
+        self.connect: ConnectRequested | None = None
         self.publish: PublishState | None = None
         self.closed = False
+        self.client_id = str(id(self))
 
     def handle(self, event: Event) -> Coroutine[Any, Any, None] | None:
         """React to one event of the connection.
@@ -188,6 +252,7 @@ class IngestSession:
                 conn.reject_connect(event.transaction_id, f"unknown application {app!r}; use /{PUBLISH_APP}")
                 self.close()
             else:
+                self.connect = event
                 conn.accept_connect(event.transaction_id)
         elif isinstance(event, PublishRequested):
             return self._on_publish(event, conn)
@@ -196,37 +261,51 @@ class IngestSession:
             and self.publish is not None
             and event.stream_id == self.publish.stream_id
         ):
-            self.end_publish("publisher stopped")
+            self.end_publish("unpublish")
         return None
+
+    def _publish_call(self, name: str) -> PublishCall:
+        connect = self.connect
+        return PublishCall(
+            app=PUBLISH_APP,
+            name=name,
+            addr=self.peer.rsplit(":", 1)[0],
+            tcurl=(connect.tc_url or "") if connect else "",
+            flashver=(connect.flash_ver or "") if connect else "",
+            clientid=self.client_id,
+        )
+
+    def _refuse(self, conn: RtmpConnection, stream_id: int, refused: PublishRefused, key: str) -> None:
+        log.warning("publish refused from %s: %s (key %s)", self.peer, refused.description, describe_key(key))
+        conn.reject_publish(stream_id, refused.description, code=refused.code)
+        self.close()
 
     async def _on_publish(self, event: PublishRequested, conn: RtmpConnection) -> None:
         if self.publish is not None:
             conn.reject_publish(event.stream_id, "this connection is already publishing")
             return
         key = event.name.split("?", 1)[0]
+        call = self._publish_call(event.name)
         try:
-            record = await self._authorise(key)
+            record = await self._authorise(key, call)
         except PublishRefused as refused:
-            log.warning(
-                "publish refused from %s: %s (key %s)", self.peer, refused.description, describe_key(key)
-            )
-            conn.reject_publish(event.stream_id, refused.description, code=refused.code)
-            self.close()
+            self._refuse(conn, event.stream_id, refused, key)
             return
         service = self.service
         channel = service.channel_for(record)
         if channel.ending is not None:
-            # The previous publish's ENDED must be stored before this one's LIVE.
+            # The previous publish's end must be stored before this one's start.
             await channel.ending
         previous = channel.owner
+        if previous is not None and service.settings.takeover is TakeoverPolicy.REJECT:
+            self._refuse(
+                conn,
+                event.stream_id,
+                PublishRefused("NetStream.Publish.BadName", "stream is already live"),
+                key,
+            )
+            return
         if previous is not None:
-            if service.settings.takeover is TakeoverPolicy.REJECT:
-                log.warning("publish refused from %s: stream %s is already live", self.peer, record.slug)
-                conn.reject_publish(
-                    event.stream_id, "stream is already live", code="NetStream.Publish.BadName"
-                )
-                self.close()
-                return
             log.info("stream %s: publisher %s takes over from %s", record.slug, self.peer, previous.peer)
             previous.taken_over()
         elif channel.published_before:
@@ -236,25 +315,53 @@ class IngestSession:
         stream = Stream()
         stream.add_sink(channel.package)
         channel.stream = stream
+        now = datetime.now(UTC)
         loop = asyncio.get_running_loop()
-        self.publish = PublishState(
-            channel=channel, stream_id=event.stream_id, stream=stream, started=loop.time()
+        state = PublishState(
+            channel=channel, stream_id=event.stream_id, stream=stream, call=call, started=loop.time()
         )
-        if previous is None:
-            channel.record = await service.db.streams.mark_live(record.id, datetime.now(UTC))
+        self.publish = state
+        try:
+            if previous is None:
+                channel.record = await service.db.streams.mark_live(record.id, now)
+            session = await service.db.sessions.open(
+                record.id, node=service.settings.node_id, remote_addr=self.peer, started_at=now
+            )
+            state.session_id = session.id
+        except StreamitError as exc:
+            log.error("stream %s: could not record the publish: %s", record.slug, exc)
+        if self.publish is not state:
+            return  # disconnected (rotated key, deleted stream) while the database answered
         conn.accept_publish(event.stream_id)
         log.info("stream %s is live, published from %s", record.slug, self.peer)
+        if previous is None:
+            service.emit(STREAM_LIVE, channel.record)
 
-    async def _authorise(self, key: str) -> StreamRecord:
+    async def _authorise(self, key: str, call: PublishCall) -> StreamRecord:
         if not key:
             raise PublishRefused("NetStream.Publish.BadName", "missing stream key")
+        streams = self.service.db.streams
         try:
-            record = await self.service.db.streams.find_by_key(key)
+            record = await streams.find_by_key(key)
         except Exception as exc:
             log.error("publish from %s failed: database error: %s", self.peer, exc)
             raise PublishRefused("NetStream.Publish.Failed", "server error, try again") from exc
         if record is None:
             raise PublishRefused("NetStream.Publish.BadName", "unknown stream key")
+        callbacks = self.service.callbacks
+        if callbacks is None or not callbacks.enabled:
+            return record
+        decision = await callbacks.on_publish(call)
+        if not decision.allowed:
+            raise PublishRefused("NetStream.Publish.BadName", f"refused by on_publish: {decision.reason}")
+        if decision.rename_to and decision.rename_to != record.slug:
+            try:
+                record = await streams.rename(record.slug, decision.rename_to)
+            except StreamitError as exc:
+                raise PublishRefused(
+                    "NetStream.Publish.BadName", f"on_publish rename refused: {exc}"
+                ) from exc
+            log.info("stream renamed to %s by on_publish", record.slug)
         return record
 
     def _on_media(self, stream_id: int, timestamp: int, payload: bytes, *, video: bool) -> None:
@@ -274,7 +381,7 @@ class IngestSession:
                         state.video = item
                     else:
                         state.audio = item
-                    self.service.spawn(self._report_media())
+                    self.service.spawn(self._report_media(state))
                 state.stream.push(item)
         except UnsupportedCodec as exc:
             # The demuxer or the packager cannot carry this track; the other track goes on.
@@ -282,22 +389,40 @@ class IngestSession:
                 log.warning("stream %s: %s; that track is ignored", state.channel.record.slug, exc)
                 state.unsupported_logged = True
 
-    async def _report_media(self) -> None:
-        state = self.publish
-        if state is None:
-            return
+    async def _report_media(self, state: PublishState) -> None:
         media = media_info(state.video, state.audio)
+        db = self.service.db
         try:
-            await self.service.db.streams.update_live_info(state.channel.record.id, media=media)
-        except Exception as exc:
+            await db.streams.update_live_info(state.channel.record.id, media=media)
+            if state.session_id is not None:
+                await db.sessions.update(state.session_id, media=media)
+        except StreamitError as exc:
             log.warning("stream %s: could not store media info: %s", state.channel.record.slug, exc)
 
-    def bitrate_kbps(self, now: float) -> int | None:
-        """Average media bitrate of the current publish so far."""
-        state = self.publish
-        if state is None or now <= state.started:
-            return None
-        return int(state.media_bytes * 8 / 1000 / (now - state.started))
+    async def report(self, state: PublishState, now: float) -> None:
+        """Store the bitrate of the stream and the counters of its session."""
+        kbps = state.sample(now)
+        db = self.service.db
+        try:
+            await db.streams.update_live_info(state.channel.record.id, bitrate_kbps=kbps)
+            if state.session_id is not None:
+                await db.sessions.update(
+                    state.session_id,
+                    bytes_in=state.media_bytes,
+                    avg_bitrate_kbps=state.average_kbps(now),
+                    peak_bitrate_kbps=state.peak_kbps,
+                )
+        except StreamitError as exc:
+            log.warning("stream %s: could not store bitrate: %s", state.channel.record.slug, exc)
+
+    async def call_on_update(self, state: PublishState, time_s: int) -> None:
+        """The periodic ``on_update`` callback; a refusal disconnects the publisher."""
+        callbacks = self.service.callbacks
+        if callbacks is None:
+            return
+        decision = await callbacks.on_update(state.call, time_s=time_s)
+        if not decision.allowed and self.publish is state:
+            await self.service.disconnect(state.channel.record.id, f"refused by on_update: {decision.reason}")
 
     def taken_over(self) -> None:
         """Another connection took this session's stream over: stop feeding it and close."""
@@ -307,10 +432,11 @@ class IngestSession:
             state.stream.end()
             state.channel.packager.restart()
             self.conn.end_publish(state.stream_id, "another publisher took this stream over")
+            self.service.spawn(self._close_session(state, "takeover", datetime.now(UTC)))
         self.close()
 
     def end_publish(self, reason: str) -> None:
-        """The publisher stopped: playlist gets ENDLIST at once, the stream becomes ENDED in the DB."""
+        """The publish ended: the playlist gets ENDLIST at once; status and session follow in the DB."""
         state = self.publish
         self.publish = None
         if state is None or state.channel.owner is not self:
@@ -322,7 +448,39 @@ class IngestSession:
         channel.store.apply(channel.packager.end())
         channel.store.release_memory()
         log.info("stream %s ended: %s", channel.record.slug, reason)
-        channel.ending = self.service.spawn(channel.store_ended(datetime.now(UTC), self.service.db))
+        channel.ending = self.service.spawn(self._store_end(state, reason, datetime.now(UTC)))
+
+    async def _close_session(self, state: PublishState, reason: str, ended_at: datetime) -> None:
+        if state.session_id is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await self.service.db.sessions.close(
+                state.session_id,
+                ended_at=ended_at,
+                end_reason=reason,
+                bytes_in=state.media_bytes,
+                avg_bitrate_kbps=state.average_kbps(loop.time()),
+                peak_bitrate_kbps=max(state.peak_kbps, state.average_kbps(loop.time()) or 0),
+            )
+        except StreamitError as exc:
+            log.error("stream %s: could not close its session: %s", state.channel.record.slug, exc)
+
+    async def _store_end(self, state: PublishState, reason: str, ended_at: datetime) -> None:
+        channel = state.channel
+        service = self.service
+        try:
+            await self._close_session(state, reason, ended_at)
+            try:
+                channel.record = await service.db.streams.mark_ended(channel.record.id, ended_at)
+            except StreamitError as exc:
+                log.error("stream %s: could not mark ENDED: %s", channel.record.slug, exc)
+            else:
+                service.emit(STREAM_ENDED, channel.record)
+            if service.callbacks is not None and service.settings.on_publish_done_url:
+                await service.callbacks.on_publish_done(state.call)
+        finally:
+            channel.ending = None
 
     def close(self) -> None:
         """Close the transport once pending replies are written."""
@@ -335,7 +493,9 @@ class IngestSession:
         self.closed = True
         if isinstance(error, RemoteProtocolError):
             log.warning("rtmp connection from %s closed: protocol error: %s", self.peer, error)
-        self.end_publish("connection closed")
+            self.end_publish("protocol error")
+        else:
+            self.end_publish("disconnect")
 
 
 def media_info(video: VideoConfig | None, audio: AudioConfig | None) -> MediaInfo:
