@@ -145,9 +145,11 @@ def ffprobe() -> str:
     return require_tool("ffprobe")
 
 
-def start_server(data_dir: Path, log_path: Path, rtmp_port: int, http_port: int) -> Server:
-    """Start ``streamit serve`` and wait until it answers ``/healthz``."""
-    env = {**os.environ, "STREAMIT_LOG_LEVEL": "INFO"}
+def start_server(
+    data_dir: Path, log_path: Path, rtmp_port: int, http_port: int, env: dict[str, str] | None = None
+) -> Server:
+    """Start ``streamit serve`` and wait until it answers ``/healthz``; ``env`` adds settings."""
+    env = {**os.environ, "STREAMIT_LOG_LEVEL": "INFO", **(env or {})}
     command = [sys.executable, "-m", "streamit", "serve", "--data-dir", str(data_dir)]
     command += ["--rtmp-port", str(rtmp_port), "--http-port", str(http_port)]
     with log_path.open("ab") as log_file:
