@@ -20,6 +20,8 @@ from streamit.media.frame import MILLISECONDS, AudioConfig, Frame, TrackKind, Vi
 from streamit.media.h264 import parse_avc_decoder_config, parse_sps, to_four_byte_lengths
 
 _unpack_u32 = struct.Struct(">I").unpack_from
+_VIDEO = TrackKind.VIDEO
+_AUDIO = TrackKind.AUDIO
 
 VIDEO_CODEC_AVC = 7
 SOUND_FORMAT_AAC = 10
@@ -220,16 +222,8 @@ class FlvDemuxer:
             data = bytes(data)
         else:
             data = to_four_byte_lengths(data, self._nal_length_size)
-        return [
-            Frame(
-                track=TrackKind.VIDEO,
-                pts=dts + offset,
-                dts=dts,
-                time_base=MILLISECONDS,
-                keyframe=frame_type == FRAME_TYPE_KEYFRAME,
-                data=data,
-            )
-        ]
+        # Frame(track, pts, dts, time_base, keyframe, data), positional: this runs for every frame.
+        return [Frame(_VIDEO, dts + offset, dts, MILLISECONDS, frame_type == FRAME_TYPE_KEYFRAME, data)]
 
     def feed_audio(self, timestamp: int, payload: bytes) -> list[AudioConfig | Frame]:
         """Demux one audio tag body with its 32-bit millisecond ``timestamp``."""
@@ -278,13 +272,4 @@ class FlvDemuxer:
             return []
         if not data:
             return []
-        return [
-            Frame(
-                track=TrackKind.AUDIO,
-                pts=dts,
-                dts=dts,
-                time_base=MILLISECONDS,
-                keyframe=True,
-                data=bytes(data),
-            )
-        ]
+        return [Frame(_AUDIO, dts, dts, MILLISECONDS, True, bytes(data))]
