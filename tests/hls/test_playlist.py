@@ -111,3 +111,15 @@ def test_misuse() -> None:
         render_media_playlist([], target_duration=2)
     with pytest.raises(LocalProtocolError):
         render_media_playlist([segment(0, Fraction(5, 2))], target_duration=2)
+
+
+@settings(deadline=None)
+@given(st.fractions(min_value=0, max_value=20, max_denominator=90_000), st.integers(1, 20))
+def test_rendered_extinf_and_target_check_match_the_public_helpers(duration: Fraction, target: int) -> None:
+    entry = segment(0, duration)
+    if rounded_duration(duration) > target:
+        with pytest.raises(LocalProtocolError):
+            render_media_playlist([entry], target_duration=target)
+        return
+    text = render_media_playlist([entry], target_duration=target)
+    assert f"#EXTINF:{format_duration(duration)}," in text.splitlines()

@@ -60,7 +60,10 @@ def render_media_playlist(
     """
     if not segments:
         raise LocalProtocolError("a media playlist needs at least one segment")
-    if any(rounded_duration(segment.duration) > target_duration for segment in segments):
+    # Each duration in whole milliseconds, computed once: it gives both the EXTINF text and, rounded half
+    # up, the value checked against the target (the same arithmetic as format_duration/rounded_duration).
+    all_millis = [round(segment.duration * 1000) for segment in segments]
+    if any((millis + 500) // 1000 > target_duration for millis in all_millis):
         raise LocalProtocolError("a segment is longer than the target duration")
     lines = [
         "#EXTM3U",
@@ -71,11 +74,11 @@ def render_media_playlist(
     if discontinuity_sequence:
         lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}")
     lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
-    for segment in segments:
+    for segment, millis in zip(segments, all_millis, strict=True):
         if segment.discontinuity:
             lines.append("#EXT-X-DISCONTINUITY")
         lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{format_date_time(segment.program_date_time)}")
-        lines.append(f"#EXTINF:{format_duration(segment.duration)},")
+        lines.append(f"#EXTINF:{millis // 1000}.{millis % 1000:03d},")
         lines.append(segment.name)
     if ended:
         lines.append("#EXT-X-ENDLIST")

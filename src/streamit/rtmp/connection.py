@@ -188,9 +188,10 @@ class RtmpConnection:
         """
         if self.failed:
             raise LocalProtocolError("receive_data called after the connection failed")
+        if self._deferred_error is not None:
+            self.failed = True
+            raise self._deferred_error
         try:
-            if self._deferred_error is not None:
-                raise self._deferred_error
             self._receive(data, now)
         except RemoteProtocolError:
             self.failed = True
