@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 
 from streamit.api import create_api_app
 from streamit.config import Settings
-from streamit.db import Database, KeyVault
+from streamit.db import Database
 from streamit.hooks import PublishCallbacks, WebhookDispatcher
 from streamit.origin import SegmentStoreRegistry, create_origin_router
 from streamit.servers.ingest import IngestService
@@ -77,9 +77,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(
-        settings.resolved_database_url, vault=KeyVault.from_settings(settings.secret_key, settings.data_dir)
-    )
+    db = Database.from_settings(settings)
     await db.upgrade()
     # A crash or kill must not leave a stream LIVE forever: this node's open sessions end as "crash", and
     # in the all-in-one server nothing else can be live either.
