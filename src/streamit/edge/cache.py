@@ -1,0 +1,148 @@
+"""The edge's response cache: an LRU bounded in bytes, and how long each response stays fresh.
+
+Pure: no clock, no I/O.  Callers pass ``now`` (any monotonic seconds) and the bytes they fetched.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+IMMUTABLE = math.inf
+"""Expiry of an object that never changes (a segment: RFC 8216 §6.2.2 forbids reusing a URI's content)."""
+
+MAX_PLAYLIST_LIFETIME = 30.0
+"""Upper bound on a playlist's freshness, whatever target duration it announces."""
+
+# RFC 8216 §4.3.3.1: EXT-X-TARGETDURATION:<s>, a decimal-integer number of seconds, on a line of its own.
+TARGET_DURATION = re.compile(rb"^#EXT-X-TARGETDURATION:[ \t]*([0-9]{1,9})[ \t]*\r?$", re.MULTILINE)
+PLAYLIST_SUFFIX = ".m3u8"
+SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4", ".aac")
+
+
+@dataclass(frozen=True, slots=True)
+class CachedObject:
+    """One upstream response kept by the edge: status, the headers worth replaying, and the whole body."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    stored_at: float
+    expires_at: float
+
+    @property
+    def size(self) -> int:
+        """Bytes this object counts against the cache's budget: body plus header names and values."""
+        return len(self.body) + sum(len(name) + len(value) for name, value in self.headers)
+
+    def is_fresh(self, now: float) -> bool:
+        """Whether the object may still be served at ``now``."""
+        return now < self.expires_at
+
+    def age(self, now: float) -> int:
+        """Whole seconds since the object was stored (the ``Age`` header, RFC 9111 §5.1)."""
+        return max(0, int(now - self.stored_at))
+
+
+def playlist_target_duration(body: bytes) -> int | None:
+    """The EXT-X-TARGETDURATION of a media playlist, or ``None`` when it has none."""
+    match = TARGET_DURATION.search(body)
+    if match is None:
+        return None
+    return int(match.group(1))
+
+
+def fresh_until(path: str, status: int, body: bytes, now: float) -> float | None:
+    """Until when a response for ``path`` fetched at ``now`` may be served from cache; ``None``: never.
+
+    * Errors and anything but ``200 OK`` are not cached: a segment missing now may exist a moment later,
+      and a failing origin must be asked again.
+    * A playlist is fresh for half its target duration: a player reloads about once per target duration
+      (RFC 8216 §6.3.4), so at most half a segment of extra latency is added.  A playlist without a
+      target duration is not a live media playlist we understand and is not cached.
+    * A segment never changes once published (RFC 8216 §6.2.2), so it is immutable.
+    """
+    if status != 200:
+        return None
+    if path.endswith(PLAYLIST_SUFFIX):
+        target = playlist_target_duration(body)
+        if target is None or target <= 0:
+            return None
+        return now + min(target / 2, MAX_PLAYLIST_LIFETIME)
+    if path.endswith(SEGMENT_SUFFIXES):
+        return IMMUTABLE
+    return None
+
+
+class ByteLruCache(Generic[K]):
+    """Least-recently-used objects, evicted so that their total :attr:`CachedObject.size` ≤ ``max_bytes``.
+
+    An object larger than the whole budget is refused rather than emptying the cache for nothing.
+    Expired objects are dropped when looked up.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes < 0:
+            raise ValueError("max_bytes must not be negative")
+        self.max_bytes = max_bytes
+        self._objects: OrderedDict[K, CachedObject] = OrderedDict()
+        self._bytes = 0
+        self.evictions = 0
+
+    @property
+    def current_bytes(self) -> int:
+        """Total size of the objects held."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._objects
+
+    def keys(self) -> list[K]:
+        """Keys from least to most recently used."""
+        return list(self._objects)
+
+    def get(self, key: K, now: float) -> CachedObject | None:
+        """The fresh object stored under ``key`` (now the most recently used), or ``None``."""
+        obj = self._objects.get(key)
+        if obj is None:
+            return None
+        if not obj.is_fresh(now):
+            self.pop(key)
+            return None
+        self._objects.move_to_end(key)
+        return obj
+
+    def put(self, key: K, obj: CachedObject) -> bool:
+        """Store ``obj`` under ``key``, evicting least recently used objects; ``False`` if it cannot fit."""
+        size = obj.size
+        self.pop(key)
+        if size > self.max_bytes:
+            return False
+        while self._bytes + size > self.max_bytes:
+            _, evicted = self._objects.popitem(last=False)
+            self._bytes -= evicted.size
+            self.evictions += 1
+        self._objects[key] = obj
+        self._bytes += size
+        return True
+
+    def pop(self, key: K) -> CachedObject | None:
+        """Remove and return the object under ``key`` if any."""
+        obj = self._objects.pop(key, None)
+        if obj is not None:
+            self._bytes -= obj.size
+        return obj
+
+    def clear(self) -> None:
+        """Drop everything."""
+        self._objects.clear()
+        self._bytes = 0

@@ -1,0 +1,344 @@
+"""The edge's HTTP application: HLS playlists and segments proxied from each stream's origin, cached.
+
+``GET /hls/<slug>/index.m3u8`` and ``GET /hls/<slug>/<segment>.ts`` mirror the origin's routes.  The
+stream's origin comes from the discovery registry (remembered ≤ 1 s); responses are kept in a byte-bounded
+LRU (playlists for half a target duration, segments for good); concurrent misses for one object share one
+upstream fetch.  Every response says ``X-Cache: HIT | MISS | COALESCED`` and carries a ``Via`` entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import httpx
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from starlette.background import BackgroundTask
+from starlette.responses import StreamingResponse
+
+from streamit.edge.cache import ByteLruCache, CachedObject, fresh_until
+from streamit.edge.locations import Location, LocationCache, Resolver
+from streamit.edge.singleflight import SingleFlight
+from streamit.errors import NotFound
+from streamit.origin.routes import MEDIA_CORS
+from streamit.origin.store import PLAYLIST_NAME, SLUG_PATTERN
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+OBJECT_NAME = re.compile(r"^(?:index\.m3u8|[A-Za-z0-9_-]{1,64}\.(?:ts|m4s|mp4|aac))$")
+# Upstream headers replayed to viewers; hop-by-hop and length headers are recomputed (RFC 9110 §7.6.1).
+REPLAYED_HEADERS = frozenset(
+    {
+        "content-type",
+        "cache-control",
+        "etag",
+        "last-modified",
+        "access-control-allow-origin",
+        "access-control-allow-methods",
+        "access-control-allow-headers",
+        "access-control-max-age",
+    }
+)
+UPSTREAM_DEADLINE = 1.8
+"""Seconds allowed to get an origin's response headers, re-resolution and one retry included."""
+UPSTREAM_TIMEOUT = httpx.Timeout(connect=0.5, read=1.5, write=1.0, pool=0.5)
+
+CacheKey = tuple[str, str, str, str]
+CacheStatus = Literal["HIT", "MISS", "COALESCED"]
+
+
+@dataclass(frozen=True, slots=True)
+class TooLarge:
+    """The upstream body exceeds what the edge buffers: every viewer's request is streamed through."""
+
+
+class EdgeMetrics:
+    """Prometheus counters of one edge, in their own registry."""
+
+    def __init__(self, cache: ByteLruCache[CacheKey]) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "streamit_edge_requests",
+            "HLS requests answered, by cache outcome",
+            ["cache"],
+            registry=self.registry,
+        )
+        self.upstream_fetches = Counter(
+            "streamit_edge_upstream_fetches",
+            "Requests sent to origins, by object kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "streamit_edge_upstream_errors",
+            "Origin requests that failed, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        cache_bytes = Gauge("streamit_edge_cache_bytes", "Bytes held in the cache", registry=self.registry)
+        cache_bytes.set_function(lambda: cache.current_bytes)
+        objects = Gauge("streamit_edge_cache_objects", "Objects held in the cache", registry=self.registry)
+        objects.set_function(lambda: len(cache))
+
+
+class EdgeProxy:
+    """Answers HLS requests from the cache or the stream's origin; see the module docstring."""
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        *,
+        client: httpx.AsyncClient,
+        max_cache_bytes: int,
+        max_object_bytes: int,
+        clock: Callable[[], float],
+        node: str,
+        lookup_ttl: float = 1.0,
+        negative_lookup_ttl: float = 0.25,
+    ) -> None:
+        self.client = client
+        self.clock = clock
+        self.via = f"1.1 {node}"
+        self.max_object_bytes = max_object_bytes
+        self.cache: ByteLruCache[CacheKey] = ByteLruCache(max_cache_bytes)
+        self.locations = LocationCache(
+            resolver, clock=clock, ttl=lookup_ttl, negative_ttl=negative_lookup_ttl
+        )
+        self.flights: SingleFlight[CacheKey, tuple[CachedObject | TooLarge, Location]] = SingleFlight()
+        self.metrics = EdgeMetrics(self.cache)
+
+    async def serve(self, slug: str, name: str, *, head: bool = False) -> Response:
+        """The response to ``GET`` (or ``HEAD``) ``/hls/<slug>/<name>``."""
+        if not SLUG_PATTERN.match(slug) or not OBJECT_NAME.match(name):
+            return self._problem(404, "Not Found", "no such stream or object")
+        try:
+            location = await self.locations.lookup(slug)
+        except Exception:
+            log.exception("registry lookup of %s failed", slug)
+            return self._problem(503, "Service Unavailable", "the stream registry is unavailable")
+        if location is None:
+            return self._problem(404, "Not Found", "no such stream")
+        key = cache_key(location, name)
+        cached = self.cache.get(key, self.clock())
+        if cached is not None:
+            self.metrics.requests.labels("HIT").inc()
+            return self._replay(cached, "HIT", head=head)
+        try:
+            flight = await self.flights.run(key, lambda: self._fetch(location, name))
+        except NotFound:
+            return self._problem(404, "Not Found", "no such stream")
+        except (TimeoutError, httpx.TimeoutException):
+            self.metrics.upstream_errors.labels("timeout").inc()
+            return self._problem(504, "Gateway Timeout", "the origin did not answer in time")
+        except httpx.TransportError as exc:
+            self.metrics.upstream_errors.labels("transport").inc()
+            log.warning("origin of %s unreachable: %s", slug, exc)
+            return self._problem(502, "Bad Gateway", "the origin is unreachable")
+        reply, served_by = flight.value
+        status: CacheStatus = "COALESCED" if flight.coalesced else "MISS"
+        if isinstance(reply, TooLarge):
+            self.metrics.requests.labels("MISS").inc()
+            return await self._stream_through(served_by, name, head=head)
+        self.metrics.requests.labels(status).inc()
+        return self._replay(reply, status, head=head)
+
+    async def _fetch(self, location: Location, name: str) -> tuple[CachedObject | TooLarge, Location]:
+        """One upstream fetch; on a transport failure, re-resolve and retry once at a new origin."""
+        async with asyncio.timeout(UPSTREAM_DEADLINE):
+            try:
+                response = await self._send(location, name, stream=True)
+            except httpx.TransportError:
+                self.locations.forget(location.slug)
+                moved = await self.locations.refresh(location.slug)
+                if moved is None:
+                    raise NotFound(location.slug) from None
+                if moved.origin_url == location.origin_url:
+                    raise
+                log.info("stream %s moved to %s; retrying there", location.slug, moved.origin_url)
+                location = moved
+                response = await self._send(location, name, stream=True)
+        try:
+            reply = await self._buffer(response, name)
+        finally:
+            await response.aclose()
+        if isinstance(reply, CachedObject) and reply.status == 200 and reply.expires_at > reply.stored_at:
+            self.cache.put(cache_key(location, name), reply)
+        return reply, location
+
+    async def _send(self, location: Location, name: str, *, stream: bool) -> httpx.Response:
+        kind = "playlist" if name == PLAYLIST_NAME else "segment"
+        self.metrics.upstream_fetches.labels(kind).inc()
+        request = self.client.build_request(
+            "GET",
+            upstream_url(location, name),
+            headers={"Accept-Encoding": "identity", "Via": self.via},
+            timeout=UPSTREAM_TIMEOUT,
+        )
+        return await self.client.send(request, stream=stream)
+
+    async def _buffer(self, response: httpx.Response, name: str) -> CachedObject | TooLarge:
+        declared = response.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_object_bytes:
+            return TooLarge()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_raw():
+            size += len(chunk)
+            if size > self.max_object_bytes:
+                return TooLarge()
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        status = response.status_code
+        if status >= 500:
+            self.metrics.upstream_errors.labels("status").inc()
+            return error_object(502, "Bad Gateway", f"the origin answered {status}", self.clock())
+        now = self.clock()
+        expires = fresh_until(name, status, body, now)
+        return CachedObject(
+            status=status,
+            headers=replayed_headers(response.headers),
+            body=body,
+            stored_at=now,
+            expires_at=now if expires is None else expires,
+        )
+
+    async def _stream_through(self, location: Location, name: str, *, head: bool) -> Response:
+        """Relay a body too large to buffer chunk by chunk, with its own upstream request."""
+        try:
+            upstream = await self._send(location, name, stream=True)
+        except httpx.TimeoutException:
+            self.metrics.upstream_errors.labels("timeout").inc()
+            return self._problem(504, "Gateway Timeout", "the origin did not answer in time")
+        except httpx.TransportError:
+            self.metrics.upstream_errors.labels("transport").inc()
+            return self._problem(502, "Bad Gateway", "the origin is unreachable")
+        headers = dict(replayed_headers(upstream.headers))
+        if "content-length" in upstream.headers:
+            headers["content-length"] = upstream.headers["content-length"]
+        headers.update(self._own_headers("MISS", upstream.headers.get("via")))
+        if head:
+            await upstream.aclose()
+            return Response(status_code=upstream.status_code, headers=headers)
+        return StreamingResponse(
+            upstream.aiter_raw(),
+            status_code=upstream.status_code,
+            headers=headers,
+            background=BackgroundTask(upstream.aclose),
+        )
+
+    def _replay(self, obj: CachedObject, status: CacheStatus, *, head: bool) -> Response:
+        headers = dict(obj.headers)
+        headers.update(self._own_headers(status, None))
+        if status == "HIT":
+            headers["age"] = str(obj.age(self.clock()))
+        if head:
+            headers["content-length"] = str(len(obj.body))
+            return Response(status_code=obj.status, headers=headers)
+        return Response(content=obj.body, status_code=obj.status, headers=headers)
+
+    def _own_headers(self, status: CacheStatus, upstream_via: str | None) -> dict[str, str]:
+        # RFC 9110 §7.6.3: each intermediary appends its own entry to Via.
+        via = self.via if not upstream_via else f"{upstream_via}, {self.via}"
+        return {"x-cache": status, "via": via}
+
+    def _problem(self, status: int, title: str, detail: str) -> Response:
+        obj = error_object(status, title, detail, self.clock())
+        headers = dict(obj.headers)
+        headers.update(self._own_headers("MISS", None))
+        return Response(content=obj.body, status_code=status, headers=headers)
+
+
+def cache_key(location: Location, name: str) -> CacheKey:
+    """Objects are cached per broadcast: a new origin or a restarted stream reuses segment names."""
+    started = location.started_at.isoformat() if location.started_at is not None else ""
+    return (location.origin_url, started, location.slug, name)
+
+
+def upstream_url(location: Location, name: str) -> str:
+    """The origin's URL of the same object: ``<origin_url>/hls/<slug>/<name>``."""
+    return f"{location.origin_url.rstrip('/')}/hls/{location.slug}/{name}"
+
+
+def replayed_headers(headers: httpx.Headers) -> tuple[tuple[str, str], ...]:
+    """The upstream headers worth passing to viewers, lower-cased."""
+    return tuple((name, value) for name, value in headers.items() if name in REPLAYED_HEADERS)
+
+
+def error_object(status: int, title: str, detail: str, now: float) -> CachedObject:
+    """A problem+json response of the edge's own (RFC 9457), never cached."""
+    body = f'{{"title":"{title}","status":{status},"detail":"{detail}"}}'.encode()
+    headers = (
+        ("content-type", "application/problem+json"),
+        ("cache-control", "no-cache"),
+        *MEDIA_CORS.items(),
+    )
+    return CachedObject(status=status, headers=headers, body=body, stored_at=now, expires_at=now)
+
+
+def create_edge_app(
+    resolver: Resolver,
+    *,
+    max_cache_bytes: int = 256 * MiB,
+    max_object_bytes: int | None = None,
+    client: httpx.AsyncClient | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    node: str = "streamit-edge",
+) -> FastAPI:
+    """The edge application: HLS routes proxied through the cache, ``/healthz`` and ``/metrics``.
+
+    ``max_object_bytes`` (default: an eighth of the cache, at most 64 MiB) bounds what one response may
+    buffer; larger bodies are streamed through uncached.  Without ``client``, the app owns a pooled
+    :class:`httpx.AsyncClient` and closes it at shutdown.  The proxy is ``app.state.edge``.
+    """
+    owned = client is None
+    upstream = client or httpx.AsyncClient(
+        timeout=UPSTREAM_TIMEOUT,
+        limits=httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30),
+    )
+    proxy = EdgeProxy(
+        resolver,
+        client=upstream,
+        max_cache_bytes=max_cache_bytes,
+        max_object_bytes=max_object_bytes or min(max(max_cache_bytes // 8, 1), 64 * MiB),
+        clock=clock,
+        node=node,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            await upstream.aclose()
+
+    app = FastAPI(title="Streamit edge", lifespan=lifespan, openapi_url=None)
+    app.state.edge = proxy
+
+    @app.get("/hls/{slug}/{name}", summary="HLS playlist or segment (proxied and cached)")
+    async def hls_object(slug: str, name: str) -> Response:
+        return await proxy.serve(slug, name)
+
+    @app.head("/hls/{slug}/{name}", include_in_schema=False)
+    async def hls_object_head(slug: str, name: str) -> Response:
+        return await proxy.serve(slug, name, head=True)
+
+    @app.options("/hls/{slug}/{name}", include_in_schema=False)
+    async def hls_preflight(slug: str, name: str) -> Response:
+        return Response(status_code=204, headers=MEDIA_CORS)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(proxy.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
