@@ -106,7 +106,7 @@ class ByteLruCache(Generic[K]):
     def __contains__(self, key: object) -> bool:
         return key in self._objects
 
-    def keys(self) -> list[K]:
+    def keys_by_recency(self) -> list[K]:
         """Keys from least to most recently used."""
         return list(self._objects)
 
