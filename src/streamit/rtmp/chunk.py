@@ -247,9 +247,13 @@ class ChunkReader:
                     payload = None
                 else:
                     pos = stop
-                    pieces = [data[start : start + chunk_size] for start in range(p, last, step)]
-                    pieces.append(data[last:stop])
+                    # Views, so that the join is the payload's only copy.
+                    view = memoryview(data)
+                    pieces = [view[start : start + chunk_size] for start in range(p, last, step)]
+                    pieces.append(view[last:stop])
                     payload = b"".join(pieces)
+                    del pieces
+                    view.release()
             stream.timestamp = timestamp
             stream.delta = delta
             stream.length = length
