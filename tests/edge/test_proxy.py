@@ -17,10 +17,11 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from streamit.edge import create_edge_app
-from streamit.edge.proxy import EdgeProxy
+from streamit.edge.proxy import EdgeProxy, upstream_url
 from streamit.origin import SegmentStoreRegistry, create_origin_router
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "edge"
@@ -394,3 +395,36 @@ async def test_metrics_count_hits_misses_and_fetches(setup: Setup) -> None:
     cached = len(SEGMENT) + len(PLAYLIST)
     line = next(ln for ln in metrics.splitlines() if ln.startswith("streamit_edge_cache_bytes "))
     assert cached < float(line.split()[1]) < cached + 2000
+
+
+@pytest.mark.parametrize(
+    ("playlist", "segment_dir"),
+    [("cam/index.m3u8", "cam"), ("cam.m3u8", ""), ("Cam.One/index.m3u8", "Cam.One")],
+)
+async def test_streams_found_by_the_folder_watcher(
+    tmp_path: Path, setup: Setup, playlist: str, segment_dir: str
+) -> None:
+    root = tmp_path / "nginx-hls"
+    (root / playlist).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(FIXTURES / "index.m3u8", root / playlist)
+    shutil.copy(FIXTURES / "seg-000000.ts", root / segment_dir / "seg-000000.ts")
+    static = FastAPI()
+    static.mount("/hls", StaticFiles(directory=root))
+    nginx_like = CountingOrigin(static)
+    slug = playlist.split("/")[0].removesuffix(".m3u8")
+    async with serving(nginx_like) as url:
+        setup.registry.streams[slug] = StreamLocation(
+            slug, f"{url}/hls", metadata={"source": "hls-folder", "playlist": playlist}
+        )
+        viewer, _ = setup.edge()
+        assert (await viewer.get(f"/hls/{slug}/index.m3u8")).content == PLAYLIST
+        assert (await viewer.get(f"/hls/{slug}/seg-000000.ts")).content == SEGMENT
+    segment_path = f"/hls/{segment_dir}/seg-000000.ts" if segment_dir else "/hls/seg-000000.ts"
+    assert nginx_like.paths == [f"/hls/{playlist}", segment_path]
+
+
+@pytest.mark.parametrize("playlist", ["../etc/index.m3u8", "a/b/index.m3u8", "/abs.m3u8", "cam/index.txt"])
+def test_unsafe_playlist_metadata_is_ignored(playlist: str) -> None:
+    location = StreamLocation("cam", "http://origin:8080", metadata={"playlist": playlist})
+    assert upstream_url(location, "index.m3u8") == "http://origin:8080/hls/cam/index.m3u8"
+    assert upstream_url(location, "seg-1.ts") == "http://origin:8080/hls/cam/seg-1.ts"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -26,6 +26,9 @@ class Location(Protocol):
 
     @property
     def started_at(self) -> datetime | None: ...
+
+    @property
+    def metadata(self) -> Mapping[str, str]: ...
 
 
 class Resolver(Protocol):

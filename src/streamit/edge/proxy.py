@@ -28,11 +28,18 @@ from streamit.edge.locations import Location, LocationCache, Resolver
 from streamit.edge.singleflight import SingleFlight
 from streamit.errors import NotFound
 from streamit.origin.routes import MEDIA_CORS
-from streamit.origin.store import PLAYLIST_NAME, SLUG_PATTERN
+from streamit.origin.store import PLAYLIST_NAME
 
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
+# Registry names are RFC 3986 §2.3 unreserved characters without a leading dot (so never "." or ".."):
+# Streamit slugs and nginx-rtmp stream names alike, safe as one URL path segment.
+STREAM_NAME = re.compile(r"^[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,127}$")
+# A playlist found by the HLS-folder watcher: "<name>/index.m3u8" (nested) or "<name>.m3u8" (flat).
+FOLDER_PLAYLIST = re.compile(
+    r"^(?:[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,127}/)?[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,127}\.m3u8$"
+)
 OBJECT_NAME = re.compile(r"^(?:index\.m3u8|[A-Za-z0-9_-]{1,64}\.(?:ts|m4s|mp4|aac))$")
 # Upstream headers replayed to viewers; hop-by-hop and length headers are recomputed (RFC 9110 §7.6.1).
 REPLAYED_HEADERS = frozenset(
@@ -117,7 +124,7 @@ class EdgeProxy:
 
     async def serve(self, slug: str, name: str, *, head: bool = False) -> Response:
         """The response to ``GET`` (or ``HEAD``) ``/hls/<slug>/<name>``."""
-        if not SLUG_PATTERN.match(slug) or not OBJECT_NAME.match(name):
+        if not STREAM_NAME.match(slug) or not OBJECT_NAME.match(name):
             return self._problem(404, "Not Found", "no such stream or object")
         try:
             location = await self.locations.lookup(slug)
@@ -263,8 +270,20 @@ def cache_key(location: Location, name: str) -> CacheKey:
 
 
 def upstream_url(location: Location, name: str) -> str:
-    """The origin's URL of the same object: ``<origin_url>/hls/<slug>/<name>``."""
-    return f"{location.origin_url.rstrip('/')}/hls/{location.slug}/{name}"
+    """The origin's URL of the same object.
+
+    A Streamit origin serves ``<origin_url>/hls/<slug>/<name>``.  A stream registered by the HLS-folder
+    watcher carries its playlist's path under ``origin_url`` in ``metadata["playlist"]``; its segments are
+    named relative to that playlist (RFC 8216 §4.1: relative URIs resolve against the playlist's URI).
+    """
+    base = location.origin_url.rstrip("/")
+    playlist = location.metadata.get("playlist")
+    if playlist is None or not FOLDER_PLAYLIST.match(playlist):
+        return f"{base}/hls/{location.slug}/{name}"
+    if name == PLAYLIST_NAME:
+        return f"{base}/{playlist}"
+    directory, _, _ = playlist.rpartition("/")
+    return f"{base}/{directory}/{name}" if directory else f"{base}/{name}"
 
 
 def replayed_headers(headers: httpx.Headers) -> tuple[tuple[str, str], ...]:
