@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
 
+from streamit.discovery import StreamLocation
 from streamit.edge.locations import LocationCache
 
 
-@dataclass(frozen=True, slots=True)
-class StreamLocation:
-    """The shape of ``streamit.discovery.StreamLocation``."""
-
-    slug: str
-    origin_url: str
-    node: str = "origin-a"
-    started_at: datetime | None = datetime(2026, 1, 1, tzinfo=UTC)
-    metadata: Mapping[str, str] = field(default_factory=dict)
+def located(slug: str, origin_url: str) -> StreamLocation:
+    return StreamLocation(slug, origin_url, "origin-a", datetime(2026, 1, 1, tzinfo=UTC))
 
 
 class Registry:
@@ -49,10 +41,10 @@ class Clock:
 
 async def test_lookups_are_remembered_for_at_most_a_second() -> None:
     registry, clock = Registry(), Clock()
-    registry.streams["show"] = StreamLocation("show", "http://a")
+    registry.streams["show"] = located("show", "http://a")
     locations = LocationCache(registry, clock=clock)
     assert (await locations.lookup("show")) == registry.streams["show"]
-    registry.streams["show"] = StreamLocation("show", "http://b")
+    registry.streams["show"] = located("show", "http://b")
     clock.now += 0.99
     assert (await locations.lookup("show")).origin_url == "http://a"  # type: ignore[union-attr]
     assert registry.calls == 1
@@ -68,7 +60,7 @@ async def test_absent_streams_are_remembered_shorter() -> None:
     clock.now += 0.2
     assert await locations.lookup("nope") is None
     assert registry.calls == 1
-    registry.streams["nope"] = StreamLocation("nope", "http://a")
+    registry.streams["nope"] = located("nope", "http://a")
     clock.now += 0.05
     assert await locations.lookup("nope") is not None
     assert registry.calls == 2
@@ -76,7 +68,7 @@ async def test_absent_streams_are_remembered_shorter() -> None:
 
 async def test_forget_and_refresh_ask_the_registry_again() -> None:
     registry, clock = Registry(), Clock()
-    registry.streams["show"] = StreamLocation("show", "http://a")
+    registry.streams["show"] = located("show", "http://a")
     locations = LocationCache(registry, clock=clock)
     await locations.lookup("show")
     locations.forget("show")
@@ -87,7 +79,7 @@ async def test_forget_and_refresh_ask_the_registry_again() -> None:
 
 async def test_concurrent_lookups_make_one_registry_call() -> None:
     registry, clock = Registry(), Clock()
-    registry.streams["show"] = StreamLocation("show", "http://a")
+    registry.streams["show"] = located("show", "http://a")
     registry.gate = asyncio.Event()
     locations = LocationCache(registry, clock=clock)
     tasks = [asyncio.create_task(locations.lookup("show")) for _ in range(20)]
@@ -99,7 +91,7 @@ async def test_concurrent_lookups_make_one_registry_call() -> None:
 
 async def test_registry_outage_keeps_the_last_origin_for_a_grace_period() -> None:
     registry, clock = Registry(), Clock()
-    registry.streams["show"] = StreamLocation("show", "http://a")
+    registry.streams["show"] = located("show", "http://a")
     locations = LocationCache(registry, clock=clock, stale_grace=30.0)
     await locations.lookup("show")
     registry.failing = True

@@ -8,7 +8,7 @@ import shutil
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from streamit.discovery import MemoryRegistry, StreamLocation
 from streamit.edge import create_edge_app
 from streamit.edge.proxy import EdgeProxy, upstream_url
 from streamit.origin import SegmentStoreRegistry, create_origin_router
@@ -32,19 +33,19 @@ PLAYLIST_PATH = "/hls/show/index.m3u8"
 STARTED = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class StreamLocation:
-    """The shape of ``streamit.discovery.StreamLocation``."""
-
-    slug: str
-    origin_url: str
-    node: str = "origin-a"
-    started_at: datetime | None = STARTED
-    metadata: Mapping[str, str] = field(default_factory=dict)
+def located(
+    slug: str,
+    origin_url: str,
+    *,
+    node: str = "origin-a",
+    started_at: datetime = STARTED,
+    metadata: Mapping[str, str] | None = None,
+) -> StreamLocation:
+    return StreamLocation(slug, origin_url, node, started_at, metadata or {})
 
 
 class Registry:
-    """A discovery registry stand-in that counts lookups."""
+    """A discovery registry stand-in that counts lookups (the real ones are tested in tests/discovery)."""
 
     def __init__(self) -> None:
         self.streams: dict[str, StreamLocation] = {}
@@ -162,7 +163,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     origin = origin_app(tmp_path / "a", segment_delay=0.1)
     async with serving(origin) as url, httpx.AsyncClient() as upstream:
         registry = Registry()
-        registry.streams["show"] = StreamLocation("show", url)
+        registry.streams["show"] = located("show", url)
         yield Setup(origin, url, registry, Clock(), upstream)
 
 
@@ -211,8 +212,8 @@ async def test_fifty_concurrent_viewers_cause_one_origin_fetch(setup: Setup) -> 
 async def test_fifty_concurrent_viewers_over_real_http(tmp_path: Path) -> None:
     origin = origin_app(tmp_path, segment_delay=0.1)
     async with serving(origin) as origin_url:
-        registry = Registry()
-        registry.streams["show"] = StreamLocation("show", origin_url)
+        registry = MemoryRegistry()
+        await registry.register(located("show", origin_url), ttl=10.0)
         edge = create_edge_app(registry)  # owns its pooled client, closed by the lifespan
         async with (
             serving(edge, lifespan="on") as edge_url,
@@ -287,7 +288,7 @@ async def test_missing_segment_passes_the_404_through_uncached(setup: Setup) -> 
 
 
 async def test_refused_origin_is_502_within_two_seconds(setup: Setup) -> None:
-    setup.registry.streams["show"] = StreamLocation("show", f"http://127.0.0.1:{free_port()}")
+    setup.registry.streams["show"] = located("show", f"http://127.0.0.1:{free_port()}")
     viewer, _ = setup.edge()
     started = time.monotonic()
     response = await viewer.get(SEGMENT_PATH)
@@ -303,7 +304,7 @@ async def test_silent_origin_is_504_within_two_seconds(setup: Setup) -> None:
 
     silent = await asyncio.start_server(never_answer, "127.0.0.1", 0)
     port = silent.sockets[0].getsockname()[1]
-    setup.registry.streams["show"] = StreamLocation("show", f"http://127.0.0.1:{port}")
+    setup.registry.streams["show"] = located("show", f"http://127.0.0.1:{port}")
     viewer, _ = setup.edge()
     started = time.monotonic()
     responses = await asyncio.gather(*(viewer.get(SEGMENT_PATH) for _ in range(5)))
@@ -316,13 +317,13 @@ async def test_silent_origin_is_504_within_two_seconds(setup: Setup) -> None:
 async def test_dead_origin_fails_over_to_the_new_registration(tmp_path: Path, setup: Setup) -> None:
     origin_a = origin_app(tmp_path / "a2")
     async with serving(origin_a) as url_a:
-        setup.registry.streams["show"] = StreamLocation("show", url_a, node="origin-a")
+        setup.registry.streams["show"] = located("show", url_a, node="origin-a")
         viewer, _ = setup.edge()
         assert (await viewer.get(PLAYLIST_PATH)).status_code == 200  # the edge now remembers origin A
     second = "/hls/show/seg-000001.ts"
     origin_b = origin_app(tmp_path / "b")
     async with serving(origin_b) as url_b:
-        setup.registry.streams["show"] = StreamLocation("show", url_b, node="origin-b")
+        setup.registry.streams["show"] = located("show", url_b, node="origin-b")
         started = time.monotonic()
         response = await viewer.get(second)
         assert time.monotonic() - started < 2.0
@@ -334,7 +335,7 @@ async def test_dead_origin_fails_over_to_the_new_registration(tmp_path: Path, se
 async def test_dead_origin_of_an_unregistered_stream_is_404(tmp_path: Path, setup: Setup) -> None:
     origin_a = origin_app(tmp_path / "a2")
     async with serving(origin_a) as url_a:
-        setup.registry.streams["show"] = StreamLocation("show", url_a)
+        setup.registry.streams["show"] = located("show", url_a)
         viewer, _ = setup.edge()
         assert (await viewer.get(PLAYLIST_PATH)).status_code == 200
     del setup.registry.streams["show"]
@@ -345,7 +346,7 @@ async def test_a_new_broadcast_does_not_reuse_cached_segments(setup: Setup) -> N
     viewer, _ = setup.edge()
     await viewer.get(SEGMENT_PATH)
     later = datetime(2026, 1, 2, tzinfo=UTC)
-    setup.registry.streams["show"] = StreamLocation("show", setup.origin_url, started_at=later)
+    setup.registry.streams["show"] = located("show", setup.origin_url, started_at=later)
     setup.clock.now += 1.0  # the remembered location expires
     assert (await viewer.get(SEGMENT_PATH)).headers["x-cache"] == "MISS"
     assert setup.origin.count(SEGMENT_PATH) == 2
@@ -413,7 +414,7 @@ async def test_streams_found_by_the_folder_watcher(
     nginx_like = CountingOrigin(static)
     slug = playlist.split("/")[0].removesuffix(".m3u8")
     async with serving(nginx_like) as url:
-        setup.registry.streams[slug] = StreamLocation(
+        setup.registry.streams[slug] = located(
             slug, f"{url}/hls", metadata={"source": "hls-folder", "playlist": playlist}
         )
         viewer, _ = setup.edge()
@@ -425,6 +426,6 @@ async def test_streams_found_by_the_folder_watcher(
 
 @pytest.mark.parametrize("playlist", ["../etc/index.m3u8", "a/b/index.m3u8", "/abs.m3u8", "cam/index.txt"])
 def test_unsafe_playlist_metadata_is_ignored(playlist: str) -> None:
-    location = StreamLocation("cam", "http://origin:8080", metadata={"playlist": playlist})
+    location = located("cam", "http://origin:8080", metadata={"playlist": playlist})
     assert upstream_url(location, "index.m3u8") == "http://origin:8080/hls/cam/index.m3u8"
     assert upstream_url(location, "seg-1.ts") == "http://origin:8080/hls/cam/seg-1.ts"

@@ -1,7 +1,7 @@
 """Edge: HLS delivery from each stream's origin through a byte-bounded cache with single-flight fetches."""
 
 from streamit.edge.cache import ByteLruCache, CachedObject, fresh_until, playlist_target_duration
-from streamit.edge.locations import Location, LocationCache, Resolver
+from streamit.edge.locations import LocationCache, Resolver
 from streamit.edge.proxy import EdgeProxy, create_edge_app
 from streamit.edge.singleflight import Flight, SingleFlight
 
@@ -10,7 +10,6 @@ __all__ = [
     "CachedObject",
     "EdgeProxy",
     "Flight",
-    "Location",
     "LocationCache",
     "Resolver",
     "SingleFlight",

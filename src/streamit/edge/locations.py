@@ -5,43 +5,30 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol
 
+from streamit.discovery import StreamLocation
 from streamit.edge.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 
 
-class Location(Protocol):
-    """What the edge needs of a ``streamit.discovery.StreamLocation``."""
-
-    @property
-    def slug(self) -> str: ...
-
-    @property
-    def origin_url(self) -> str: ...
-
-    @property
-    def started_at(self) -> datetime | None: ...
-
-    @property
-    def metadata(self) -> Mapping[str, str]: ...
-
-
 class Resolver(Protocol):
-    """Finds the origin currently serving a stream (the discovery registry)."""
+    """Finds the origin currently serving a stream: a :class:`streamit.discovery.Registry` or any lookup.
 
-    async def lookup(self, slug: str) -> Location | None: ...
+    Raises :class:`ConnectionError` (an :class:`OSError`) when the registry cannot be reached.
+    """
+
+    async def lookup(self, slug: str) -> StreamLocation | None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Remembered:
     """A registry answer and how long it may be used."""
 
-    location: Location | None
+    location: StreamLocation | None
     fresh_until: float
     usable_until: float
 
@@ -71,16 +58,16 @@ class LocationCache:
         self.max_entries = max_entries
         self.registry_calls = 0
         self._entries: OrderedDict[str, Remembered] = OrderedDict()
-        self._flights: SingleFlight[str, Location | None] = SingleFlight()
+        self._flights: SingleFlight[str, StreamLocation | None] = SingleFlight()
 
-    async def lookup(self, slug: str) -> Location | None:
+    async def lookup(self, slug: str) -> StreamLocation | None:
         """The location of ``slug``; from memory when the registry was asked less than ``ttl`` ago."""
         entry = self._entries.get(slug)
         if entry is not None and self.clock() < entry.fresh_until:
             return entry.location
         return await self.refresh(slug)
 
-    async def refresh(self, slug: str) -> Location | None:
+    async def refresh(self, slug: str) -> StreamLocation | None:
         """Ask the registry now (sharing a call already under way for ``slug``)."""
         flight = await self._flights.run(slug, lambda: self._ask(slug))
         return flight.value
@@ -89,11 +76,11 @@ class LocationCache:
         """Drop what is remembered of ``slug`` (its origin stopped answering)."""
         self._entries.pop(slug, None)
 
-    async def _ask(self, slug: str) -> Location | None:
+    async def _ask(self, slug: str) -> StreamLocation | None:
         self.registry_calls += 1
         try:
             location = await self.resolver.lookup(slug)
-        except Exception:
+        except OSError:
             entry = self._entries.get(slug)
             if entry is None or entry.location is None or self.clock() >= entry.usable_until:
                 raise

@@ -23,8 +23,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 
+from streamit.discovery import StreamLocation, is_valid_slug
 from streamit.edge.cache import ByteLruCache, CachedObject, fresh_until
-from streamit.edge.locations import Location, LocationCache, Resolver
+from streamit.edge.locations import LocationCache, Resolver
 from streamit.edge.singleflight import SingleFlight
 from streamit.errors import NotFound
 from streamit.origin.routes import MEDIA_CORS
@@ -33,9 +34,6 @@ from streamit.origin.store import PLAYLIST_NAME
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
-# Registry names are RFC 3986 §2.3 unreserved characters without a leading dot (so never "." or ".."):
-# Streamit slugs and nginx-rtmp stream names alike, safe as one URL path segment.
-STREAM_NAME = re.compile(r"^[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,127}$")
 # A playlist found by the HLS-folder watcher: "<name>/index.m3u8" (nested) or "<name>.m3u8" (flat).
 FOLDER_PLAYLIST = re.compile(
     r"^(?:[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,127}/)?[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,127}\.m3u8$"
@@ -119,17 +117,17 @@ class EdgeProxy:
         self.locations = LocationCache(
             resolver, clock=clock, ttl=lookup_ttl, negative_ttl=negative_lookup_ttl
         )
-        self.flights: SingleFlight[CacheKey, tuple[CachedObject | TooLarge, Location]] = SingleFlight()
+        self.flights: SingleFlight[CacheKey, tuple[CachedObject | TooLarge, StreamLocation]] = SingleFlight()
         self.metrics = EdgeMetrics(self.cache)
 
     async def serve(self, slug: str, name: str, *, head: bool = False) -> Response:
         """The response to ``GET`` (or ``HEAD``) ``/hls/<slug>/<name>``."""
-        if not STREAM_NAME.match(slug) or not OBJECT_NAME.match(name):
+        if not is_valid_slug(slug) or not OBJECT_NAME.match(name):
             return self._problem(404, "Not Found", "no such stream or object")
         try:
             location = await self.locations.lookup(slug)
-        except Exception:
-            log.exception("registry lookup of %s failed", slug)
+        except OSError as exc:
+            log.warning("registry lookup of %s failed: %s", slug, exc)
             return self._problem(503, "Service Unavailable", "the stream registry is unavailable")
         if location is None:
             return self._problem(404, "Not Found", "no such stream")
@@ -157,7 +155,9 @@ class EdgeProxy:
         self.metrics.requests.labels(status).inc()
         return self._replay(reply, status, head=head)
 
-    async def _fetch(self, location: Location, name: str) -> tuple[CachedObject | TooLarge, Location]:
+    async def _fetch(
+        self, location: StreamLocation, name: str
+    ) -> tuple[CachedObject | TooLarge, StreamLocation]:
         """One upstream fetch; on a transport failure, re-resolve and retry once at a new origin."""
         async with asyncio.timeout(UPSTREAM_DEADLINE):
             try:
@@ -180,7 +180,7 @@ class EdgeProxy:
             self.cache.put(cache_key(location, name), reply)
         return reply, location
 
-    async def _send(self, location: Location, name: str, *, stream: bool) -> httpx.Response:
+    async def _send(self, location: StreamLocation, name: str, *, stream: bool) -> httpx.Response:
         kind = "playlist" if name == PLAYLIST_NAME else "segment"
         self.metrics.upstream_fetches.labels(kind).inc()
         request = self.client.build_request(
@@ -217,7 +217,7 @@ class EdgeProxy:
             expires_at=now if expires is None else expires,
         )
 
-    async def _stream_through(self, location: Location, name: str, *, head: bool) -> Response:
+    async def _stream_through(self, location: StreamLocation, name: str, *, head: bool) -> Response:
         """Relay a body too large to buffer chunk by chunk, with its own upstream request."""
         try:
             upstream = await self._send(location, name, stream=True)
@@ -263,13 +263,13 @@ class EdgeProxy:
         return Response(content=obj.body, status_code=status, headers=headers)
 
 
-def cache_key(location: Location, name: str) -> CacheKey:
+def cache_key(location: StreamLocation, name: str) -> CacheKey:
     """Objects are cached per broadcast: a new origin or a restarted stream reuses segment names."""
     started = location.started_at.isoformat() if location.started_at is not None else ""
     return (location.origin_url, started, location.slug, name)
 
 
-def upstream_url(location: Location, name: str) -> str:
+def upstream_url(location: StreamLocation, name: str) -> str:
     """The origin's URL of the same object.
 
     A Streamit origin serves ``<origin_url>/hls/<slug>/<name>``.  A stream registered by the HLS-folder
