@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from datetime import UTC, datetime
 
 import pytest
@@ -172,3 +173,18 @@ def test_signer_matches_what_redis_stores() -> None:
     entry, mac = EntrySigner(SECRET).sign(location())
     assert len(mac) == 64
     assert EntrySigner(SECRET).verify(entry, mac) == location()
+
+
+async def test_writes_survive_killed_connections(redis_target: RedisTarget) -> None:
+    name = f"streamit-test-{secrets.token_hex(4)}"
+    registry = RedisRegistry(redis_target.url, secret=SECRET, prefix=redis_target.prefix, client_name=name)
+    try:
+        await registry.register(location("a"), ttl=10)
+        for slug in ("b", "c"):
+            for client in await redis_target.admin.client_list():
+                if client.get("name") == name:
+                    await redis_target.admin.execute_command("CLIENT", "KILL", "ID", client["id"])
+            await registry.register(location(slug), ttl=10)
+        assert [entry.slug for entry in await registry.list()] == ["a", "b", "c"]
+    finally:
+        await registry.close()

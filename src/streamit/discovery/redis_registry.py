@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import builtins
 import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
@@ -40,6 +43,7 @@ return 0
 """
 _GLOB_SPECIAL = str.maketrans({ch: "\\" + ch for ch in "*?[]\\^-"})
 _REPORTED_LIMIT = 1024
+_ATTEMPTS = 3
 
 
 def _milliseconds(ttl: float) -> int:
@@ -84,35 +88,49 @@ class RedisRegistry:
     def _key(self, slug: str) -> str:
         return self._stream_prefix + slug
 
-    async def _call(self, coroutine: Any) -> Any:
-        try:
-            return await coroutine
-        except RedisError as exc:
-            raise ConnectionError(f"Redis registry unavailable: {exc}") from exc
+    async def _call(self, command: Callable[[], Awaitable[Any]]) -> Any:
+        for attempt in range(_ATTEMPTS):
+            try:
+                return await command()
+            except RedisConnectionError as exc:
+                # Each pooled connection that Redis dropped (restart, CLIENT KILL) fails once and then
+                # reconnects; a refused connection fails just as fast, so retrying here costs nothing.
+                if attempt + 1 == _ATTEMPTS:
+                    raise ConnectionError(f"Redis registry unavailable: {exc}") from exc
+            except RedisError as exc:
+                raise ConnectionError(f"Redis registry unavailable: {exc}") from exc
+        raise AssertionError("unreachable")
 
     async def register(self, location: StreamLocation, ttl: float) -> None:
         """Announce ``location`` for ``ttl`` seconds, replacing any entry for its slug."""
         milliseconds = _milliseconds(ttl)
         entry, mac = self._signer.sign(location)
         key = self._key(location.slug)
-        pipeline = self._redis.pipeline(transaction=True)
-        pipeline.delete(key)
-        pipeline.hset(key, mapping={"entry": entry, "mac": mac, "node": location.node})
-        pipeline.pexpire(key, milliseconds)
-        await self._call(pipeline.execute())
+
+        def write() -> Awaitable[list[Any]]:
+            # A fresh pipeline per attempt: a pipeline forgets its commands once executed, even on failure.
+            pipeline = self._redis.pipeline(transaction=True)
+            pipeline.delete(key)
+            pipeline.hset(key, mapping={"entry": entry, "mac": mac, "node": location.node})
+            pipeline.pexpire(key, milliseconds)
+            return pipeline.execute()
+
+        await self._call(write)
 
     async def refresh(self, slug: str, node: str, ttl: float) -> bool:
         """Extend the entry of ``slug`` owned by ``node``; False when it expired or another node owns it."""
         milliseconds = _milliseconds(ttl)
         if not is_valid_slug(slug):
             return False
-        result = await self._call(self._refresh_script(keys=[self._key(slug)], args=[node, milliseconds]))
+        key = self._key(slug)
+        result = await self._call(lambda: self._refresh_script(keys=[key], args=[node, milliseconds]))
         return bool(result)
 
     async def unregister(self, slug: str, node: str) -> None:
         """Remove the entry of ``slug`` if ``node`` owns it."""
         if is_valid_slug(slug):
-            await self._call(self._unregister_script(keys=[self._key(slug)], args=[node]))
+            key = self._key(slug)
+            await self._call(lambda: self._unregister_script(keys=[key], args=[node]))
 
     def _verified(self, slug: str, fields: dict[bytes, bytes]) -> StreamLocation | None:
         entry = fields.get(b"entry")
@@ -136,7 +154,8 @@ class RedisRegistry:
         """The live entry for ``slug`` if its MAC verifies, else None."""
         if not is_valid_slug(slug):
             return None
-        fields = await self._call(self._redis.hgetall(self._key(slug)))
+        key = self._key(slug)
+        fields = await self._call(lambda: self._redis.hgetall(key))
         return self._verified(slug, fields)
 
     async def list(self) -> builtins.list[StreamLocation]:
@@ -145,7 +164,7 @@ class RedisRegistry:
         keys: builtins.list[bytes] = []
         cursor: int = 0
         while True:
-            cursor, batch = await self._call(self._redis.scan(cursor, match=pattern, count=1000))
+            cursor, batch = await self._call(partial(self._redis.scan, cursor, match=pattern, count=1000))
             keys.extend(batch)
             if cursor == 0:
                 break
@@ -161,10 +180,14 @@ class RedisRegistry:
         )
         if not slugs:
             return []
-        pipeline = self._redis.pipeline(transaction=False)
-        for slug in slugs:
-            pipeline.hgetall(self._key(slug))
-        results = await self._call(pipeline.execute())
+
+        def read() -> Awaitable[list[Any]]:
+            pipeline = self._redis.pipeline(transaction=False)
+            for slug in slugs:
+                pipeline.hgetall(self._key(slug))
+            return pipeline.execute()
+
+        results = await self._call(read)
         return [
             location
             for slug, fields in zip(slugs, results, strict=True)
