@@ -124,15 +124,16 @@ async def test_tampered_or_moved_entries_are_ignored(redis_target: RedisTarget) 
     key = f"{redis_target.prefix}stream:cam"
     try:
         await registry.register(location(), ttl=10)
-        entry = await admin.hget(key, "entry")
-        assert entry is not None
+        entry: object = await admin.hget(key, "entry")
+        assert isinstance(entry, bytes)
         await admin.hset(key, "entry", entry.replace(b"127.0.0.1:8081", b"10.0.0.9:8081"))
         assert await registry.lookup("cam") is None
 
         # A validly signed entry copied under another slug is not an entry for that slug.
         await registry.register(location(), ttl=10)
         fields = await admin.hgetall(key)
-        await admin.hset(f"{redis_target.prefix}stream:other", mapping=fields)
+        for field, value in fields.items():
+            await admin.hset(f"{redis_target.prefix}stream:other", field, value)
         assert await registry.lookup("other") is None
         assert [entry.slug for entry in await registry.list()] == ["cam"]
 
@@ -183,7 +184,7 @@ async def test_writes_survive_killed_connections(redis_target: RedisTarget) -> N
         for slug in ("b", "c"):
             for client in await redis_target.admin.client_list():
                 if client.get("name") == name:
-                    await redis_target.admin.execute_command("CLIENT", "KILL", "ID", client["id"])
+                    await redis_target.admin.client_kill_filter(_id=client["id"])
             await registry.register(location(slug), ttl=10)
         assert [entry.slug for entry in await registry.list()] == ["a", "b", "c"]
     finally:

@@ -219,7 +219,7 @@ async def test_redis_connections_killed_mid_stream(redis_target: RedisTarget) ->
                 ours = [client["id"] for client in clients if client.get("name") == name]
                 assert ours
                 for client_id in ours:
-                    await redis_target.admin.execute_command("CLIENT", "KILL", "ID", client_id)
+                    await redis_target.admin.client_kill_filter(_id=client_id)
                 # Data lost as well, as after a restart without persistence.
                 await redis_target.admin.delete(f"{redis_target.prefix}stream:cam")
                 took = await eventually(lambda: _is_present(registry, "cam"), timeout=2.0)
