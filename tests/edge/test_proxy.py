@@ -429,3 +429,28 @@ def test_unsafe_playlist_metadata_is_ignored(playlist: str) -> None:
     location = located("cam", "http://origin:8080", metadata={"playlist": playlist})
     assert upstream_url(location, "index.m3u8") == "http://origin:8080/hls/cam/index.m3u8"
     assert upstream_url(location, "seg-1.ts") == "http://origin:8080/hls/cam/seg-1.ts"
+
+
+async def test_origin_and_registry_both_down_is_502(setup: Setup) -> None:
+    class FlakyRegistry:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def lookup(self, slug: str) -> StreamLocation | None:
+            self.calls += 1
+            if self.calls > 1:
+                raise ConnectionError("registry down")
+            return located(slug, f"http://127.0.0.1:{free_port()}")
+
+    registry = FlakyRegistry()
+    app = create_edge_app(registry, client=setup.upstream)
+    viewer = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://edge")
+    response = await viewer.get(SEGMENT_PATH)
+    assert response.status_code == 502 and registry.calls == 2
+
+
+@pytest.mark.parametrize("path", ["/hls/show/seg/000000.ts", "/hls/show/", "/hls//index.m3u8", "/hls/show"])
+async def test_paths_of_other_shapes_are_404_without_any_lookup(setup: Setup, path: str) -> None:
+    viewer, _ = setup.edge()
+    assert (await viewer.get(path)).status_code == 404
+    assert setup.registry.lookups == 0 and setup.origin.paths == []

@@ -9,7 +9,7 @@ import math
 import re
 from collections import OrderedDict
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -28,13 +28,26 @@ SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4", ".aac")
 
 @dataclass(frozen=True, slots=True)
 class CachedObject:
-    """One upstream response kept by the edge: status, the headers worth replaying, and the whole body."""
+    """One upstream response kept by the edge: status, the headers worth replaying, and the whole body.
+
+    ``raw_headers`` are ``headers`` plus ``content-length``, encoded once (as an ASGI server wants them),
+    so that serving a hit encodes nothing.
+    """
 
     status: int
     headers: tuple[tuple[str, str], ...]
     body: bytes
     stored_at: float
     expires_at: float
+    raw_headers: tuple[tuple[bytes, bytes], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # RFC 9110 §5.5: field values are octets; latin-1 maps code points < 256 onto them one to one.
+        encoded = tuple(
+            (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self.headers
+        )
+        length = ((b"content-length", str(len(self.body)).encode()),)
+        object.__setattr__(self, "raw_headers", encoded + length)
 
     @property
     def size(self) -> int:

@@ -9,12 +9,14 @@ upstream fetch.  Every response says ``X-Cache: HIT | MISS | COALESCED`` and car
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 import httpx
@@ -22,6 +24,7 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from streamit.discovery import StreamLocation, is_valid_slug
 from streamit.edge.cache import ByteLruCache, CachedObject, fresh_until
@@ -56,7 +59,7 @@ UPSTREAM_DEADLINE = 1.8
 """Seconds allowed to get an origin's response headers, re-resolution and one retry included."""
 UPSTREAM_TIMEOUT = httpx.Timeout(connect=0.5, read=1.5, write=1.0, pool=0.5)
 
-CacheKey = tuple[str, str, str, str]
+CacheKey = tuple[str, datetime | None, str, str]
 CacheStatus = Literal["HIT", "MISS", "COALESCED"]
 
 
@@ -147,6 +150,11 @@ class EdgeProxy:
             self.metrics.upstream_errors.labels("transport").inc()
             log.warning("origin of %s unreachable: %s", slug, exc)
             return self._problem(502, "Bad Gateway", "the origin is unreachable")
+        except OSError as exc:
+            # The origin failed and the registry could not be asked where the stream went.
+            self.metrics.upstream_errors.labels("transport").inc()
+            log.warning("origin of %s unreachable and registry unavailable: %s", slug, exc)
+            return self._problem(502, "Bad Gateway", "the origin is unreachable")
         reply, served_by = flight.value
         status: CacheStatus = "COALESCED" if flight.coalesced else "MISS"
         if isinstance(reply, TooLarge):
@@ -206,12 +214,15 @@ class EdgeProxy:
         status = response.status_code
         if status >= 500:
             self.metrics.upstream_errors.labels("status").inc()
-            return error_object(502, "Bad Gateway", f"the origin answered {status}", self.clock())
+            return self._error(502, "Bad Gateway", f"the origin answered {status}")
         now = self.clock()
         expires = fresh_until(name, status, body, now)
         return CachedObject(
             status=status,
-            headers=replayed_headers(response.headers),
+            headers=(
+                *replayed_headers(response.headers),
+                ("via", self._via_after(response.headers.get("via"))),
+            ),
             body=body,
             stored_at=now,
             expires_at=now if expires is None else expires,
@@ -230,7 +241,8 @@ class EdgeProxy:
         headers = dict(replayed_headers(upstream.headers))
         if "content-length" in upstream.headers:
             headers["content-length"] = upstream.headers["content-length"]
-        headers.update(self._own_headers("MISS", upstream.headers.get("via")))
+        headers["via"] = self._via_after(upstream.headers.get("via"))
+        headers["x-cache"] = "MISS"
         if head:
             await upstream.aclose()
             return Response(status_code=upstream.status_code, headers=headers)
@@ -242,31 +254,62 @@ class EdgeProxy:
         )
 
     def _replay(self, obj: CachedObject, status: CacheStatus, *, head: bool) -> Response:
-        headers = dict(obj.headers)
-        headers.update(self._own_headers(status, None))
+        raw = [*obj.raw_headers, (b"x-cache", status.encode())]
         if status == "HIT":
-            headers["age"] = str(obj.age(self.clock()))
-        if head:
-            headers["content-length"] = str(len(obj.body))
-            return Response(status_code=obj.status, headers=headers)
-        return Response(content=obj.body, status_code=obj.status, headers=headers)
+            raw.append((b"age", str(obj.age(self.clock())).encode()))
+        return Replay(obj.status, b"" if head else obj.body, raw)
 
-    def _own_headers(self, status: CacheStatus, upstream_via: str | None) -> dict[str, str]:
+    def _via_after(self, upstream_via: str | None) -> str:
         # RFC 9110 §7.6.3: each intermediary appends its own entry to Via.
-        via = self.via if not upstream_via else f"{upstream_via}, {self.via}"
-        return {"x-cache": status, "via": via}
+        return f"{upstream_via}, {self.via}" if upstream_via else self.via
+
+    def _error(self, status: int, title: str, detail: str) -> CachedObject:
+        """A problem+json response of the edge's own (RFC 9457), never cached."""
+        body = json.dumps({"title": title, "status": status, "detail": detail}).encode()
+        headers = (
+            ("content-type", "application/problem+json"),
+            ("cache-control", "no-cache"),
+            *MEDIA_CORS.items(),
+            ("via", self.via),
+        )
+        now = self.clock()
+        return CachedObject(status=status, headers=headers, body=body, stored_at=now, expires_at=now)
 
     def _problem(self, status: int, title: str, detail: str) -> Response:
-        obj = error_object(status, title, detail, self.clock())
-        headers = dict(obj.headers)
-        headers.update(self._own_headers("MISS", None))
-        return Response(content=obj.body, status_code=status, headers=headers)
+        return self._replay(self._error(status, title, detail), "MISS", head=False)
+
+
+class Replay(Response):
+    """A response whose headers are already encoded: serving a cache hit re-encodes nothing."""
+
+    def __init__(self, status: int, body: bytes, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = status
+        self.body = body
+        self.background = None
+        self.raw_headers = raw_headers
+
+
+class HlsRoutes:
+    """ASGI middleware answering ``GET``/``HEAD /hls/<slug>/<name>`` with the proxy; the rest goes on."""
+
+    def __init__(self, app: ASGIApp, proxy: EdgeProxy) -> None:
+        self.app = app
+        self.proxy = proxy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            path: str = scope["path"]
+            if path.startswith("/hls/") and path.count("/") == 3:
+                slug, _, name = path[5:].partition("/")
+                response = await self.proxy.serve(slug, name, head=scope["method"] == "HEAD")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def cache_key(location: StreamLocation, name: str) -> CacheKey:
     """Objects are cached per broadcast: a new origin or a restarted stream reuses segment names."""
-    started = location.started_at.isoformat() if location.started_at is not None else ""
-    return (location.origin_url, started, location.slug, name)
+    return (location.origin_url, location.started_at, location.slug, name)
 
 
 def upstream_url(location: StreamLocation, name: str) -> str:
@@ -289,17 +332,6 @@ def upstream_url(location: StreamLocation, name: str) -> str:
 def replayed_headers(headers: httpx.Headers) -> tuple[tuple[str, str], ...]:
     """The upstream headers worth passing to viewers, lower-cased."""
     return tuple((name, value) for name, value in headers.items() if name in REPLAYED_HEADERS)
-
-
-def error_object(status: int, title: str, detail: str, now: float) -> CachedObject:
-    """A problem+json response of the edge's own (RFC 9457), never cached."""
-    body = f'{{"title":"{title}","status":{status},"detail":"{detail}"}}'.encode()
-    headers = (
-        ("content-type", "application/problem+json"),
-        ("cache-control", "no-cache"),
-        *MEDIA_CORS.items(),
-    )
-    return CachedObject(status=status, headers=headers, body=body, stored_at=now, expires_at=now)
 
 
 def create_edge_app(
@@ -340,13 +372,8 @@ def create_edge_app(
     app = FastAPI(title="Streamit edge", lifespan=lifespan, openapi_url=None)
     app.state.edge = proxy
 
-    @app.get("/hls/{slug}/{name}", summary="HLS playlist or segment (proxied and cached)")
-    async def hls_object(slug: str, name: str) -> Response:
-        return await proxy.serve(slug, name)
-
-    @app.head("/hls/{slug}/{name}", include_in_schema=False)
-    async def hls_object_head(slug: str, name: str) -> Response:
-        return await proxy.serve(slug, name, head=True)
+    # HLS requests bypass FastAPI's routing: its per-request machinery costs several times a cache hit.
+    app.add_middleware(HlsRoutes, proxy=proxy)
 
     @app.options("/hls/{slug}/{name}", include_in_schema=False)
     async def hls_preflight(slug: str, name: str) -> Response:
