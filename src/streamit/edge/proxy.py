@@ -247,7 +247,7 @@ class EdgeProxy:
             await upstream.aclose()
             return Response(status_code=upstream.status_code, headers=headers)
         return StreamingResponse(
-            upstream.aiter_raw(),
+            relay(upstream),
             status_code=upstream.status_code,
             headers=headers,
             background=BackgroundTask(upstream.aclose),
@@ -287,6 +287,15 @@ class Replay(Response):
         self.body = body
         self.background = None
         self.raw_headers = raw_headers
+
+
+async def relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
+    """The upstream body as it arrives; the upstream connection is released even if the viewer leaves."""
+    try:
+        async for chunk in upstream.aiter_raw():
+            yield chunk
+    finally:
+        await upstream.aclose()
 
 
 class HlsRoutes:
