@@ -50,10 +50,19 @@ def banned_in(names: set[str]) -> set[str]:
     return {n for n in names if any(n == b or n.startswith(b + ".") for b in BANNED)}
 
 
+SANS_IO_MODULES = ["edge/cache.py"]
+
+
 @pytest.mark.parametrize("package", SANS_IO_PACKAGES)
 def test_protocol_package_is_sans_io(package: str) -> None:
     for path in sorted((SRC / package).rglob("*.py")):
         assert not banned_in(imported_modules(path)), f"{path.relative_to(SRC)} imports I/O modules"
+
+
+@pytest.mark.parametrize("module", SANS_IO_MODULES)
+def test_pure_module_is_sans_io(module: str) -> None:
+    assert (SRC / module).is_file()
+    assert not banned_in(imported_modules(SRC / module)), f"{module} imports I/O modules"
 
 
 def test_the_check_catches_io_imports(tmp_path: Path) -> None:
