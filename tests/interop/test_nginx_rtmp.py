@@ -42,7 +42,7 @@ class Nginx:
         return (self.logs / "error.log").read_text(errors="replace")
 
 
-def nginx_config(root: Path, port: int, streamit_http: str) -> str:
+def nginx_config(root: Path, port: int, streamit_http: str, notify_method: str) -> str:
     hooks = f"{streamit_http}{HOOKS}"
     # Running as root, workers would switch to "nobody", which cannot enter pytest's private tmp dir.
     user = "user root;\n" if os.geteuid() == 0 else ""
@@ -63,6 +63,7 @@ rtmp {{
             on_update {hooks}/on_update;
             on_publish_done {hooks}/on_publish_done;
             notify_update_timeout 1s;
+            notify_method {notify_method};
             push rtmp://127.0.0.1:{port}/hls;
         }}
         application hls {{
@@ -88,7 +89,9 @@ def accepts_connections(port: int) -> bool:
 
 
 @pytest.fixture
-def nginx(tmp_path: Path, server: Server) -> Iterator[Nginx]:
+def nginx(request: pytest.FixtureRequest, tmp_path: Path, server: Server) -> Iterator[Nginx]:
+    """nginx with the RTMP module; ``notify_method`` ``post`` unless parametrised with ``get``."""
+    notify_method: str = getattr(request, "param", "post")
     binary = require_tool("nginx")
     if not RTMP_MODULE.exists():
         message = f"{RTMP_MODULE} is missing (Debian package libnginx-mod-rtmp)"
@@ -99,7 +102,7 @@ def nginx(tmp_path: Path, server: Server) -> Iterator[Nginx]:
     (root / "logs").mkdir(parents=True)
     port = free_port()
     conf = root / "nginx.conf"
-    conf.write_text(nginx_config(root, port, server.http))
+    conf.write_text(nginx_config(root, port, server.http, notify_method))
     with (root / "logs" / "stderr.log").open("wb") as stderr:
         process = subprocess.Popen(
             [binary, "-c", str(conf), "-p", f"{root}/", "-e", str(root / "logs" / "error.log")],
@@ -137,6 +140,7 @@ def paths_under(*roots: Path) -> list[str]:
     return [str(path) for root in roots if root.exists() for path in root.rglob("*")]
 
 
+@pytest.mark.parametrize("nginx", ["post", "get"], indirect=True)
 def test_publish_through_nginx_writes_hls_under_the_slug(
     server: Server, nginx: Nginx, publishers: PublisherFactory
 ) -> None:
