@@ -46,7 +46,7 @@ def create_app(
     settings: Settings, db: Database, stores: SegmentStoreRegistry, ingest: IngestService
 ) -> FastAPI:
     """The HTTP application: API, origin routes, health and metrics."""
-    app = create_api_app(db, settings, live=ingest)
+    app = create_api_app(db, settings, live=ingest, webhooks=ingest.webhooks)
     app.include_router(create_origin_router(stores, segment_duration=settings.hls_segment_duration))
     registry = CollectorRegistry()
     live_streams = Gauge("streamit_live_streams", "Streams with a publisher on this node", registry=registry)

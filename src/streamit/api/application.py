@@ -11,16 +11,24 @@ from streamit.api.problems import install_error_handlers
 from streamit.api.routes import create_api_router
 from streamit.config import Settings
 from streamit.db import Database
+from streamit.hooks import WebhookDispatcher
 
 OPENAPI_URL = "/api/openapi.json"
 DOCS_URL = "/api/docs"
 
 
-def create_api_app(db: Database, settings: Settings, *, live: LiveControl | None = None) -> FastAPI:
+def create_api_app(
+    db: Database,
+    settings: Settings,
+    *,
+    live: LiveControl | None = None,
+    webhooks: WebhookDispatcher | None = None,
+) -> FastAPI:
     """A FastAPI app with the stream API, problem-JSON errors, OpenAPI at ``/api/openapi.json`` and
     docs at ``/api/docs``.  It neither opens nor closes ``db``: its owner does.
 
-    ``live`` is told to disconnect a stream's publisher when its key is rotated or it is deleted.
+    ``live`` is told to disconnect a stream's publisher when its key is rotated or it is deleted;
+    ``webhooks`` receives stream events of publishes reported by nginx-rtmp's hooks.
     """
     app = FastAPI(
         title="Streamit",
@@ -34,5 +42,5 @@ def create_api_app(db: Database, settings: Settings, *, live: LiveControl | None
     )
     install_error_handlers(app)
     app.include_router(create_api_router(db, settings, live=live))
-    app.include_router(create_hooks_router(db, settings))
+    app.include_router(create_hooks_router(db, settings, webhooks=webhooks))
     return app
