@@ -1,4 +1,4 @@
-"""The ``streamit`` command line: ``serve``, ``streams …``, ``tokens …`` and ``db upgrade``.
+"""The ``streamit`` command line: ``serve``, ``edge``, ``discovery``, ``streams …``, ``tokens …`` and ``db``.
 
 Every command takes the same settings flags (``--data-dir``, ``--database-url`` …); unset flags fall back
 to ``STREAMIT_<FLAG>`` environment variables, then to ``--config FILE``, then to defaults.
@@ -120,6 +120,82 @@ def serve(settings: Settings) -> None:
         pass
     except StreamitError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _cluster_options(func: CommandFunc) -> CommandFunc:
+    """Add ``--cluster-secret`` (falling back to the settings) and the hidden ``--redis-prefix``."""
+
+    @click.option(
+        "--redis-prefix",
+        default="streamit:",
+        show_default=True,
+        hidden=True,
+        help="Key prefix in Redis; every node of one cluster must use the same.",
+    )
+    @click.option(
+        "--cluster-secret",
+        help="Shared secret that signs registry entries (default: STREAMIT_CLUSTER_SECRET).",
+    )
+    @functools.wraps(func)
+    def wrapper(*args: Any, cluster_secret: str | None, **kwargs: Any) -> Any:
+        settings: Settings = kwargs["settings"]
+        secret = cluster_secret or settings.cluster_secret
+        if not secret:
+            raise click.UsageError("--cluster-secret (or STREAMIT_CLUSTER_SECRET) is required")
+        if not settings.redis_url:
+            raise click.UsageError("--redis-url (or STREAMIT_REDIS_URL) is required")
+        return func(*args, cluster_secret=secret, **kwargs)
+
+    return wrapper
+
+
+def _run_role(coroutine: Coroutine[Any, Any, None]) -> None:
+    from streamit.app import event_loop_factory
+
+    try:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(coroutine)
+    except KeyboardInterrupt:
+        pass
+    except StreamitError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@_settings_options
+@_cluster_options
+def edge(settings: Settings, cluster_secret: str, redis_prefix: str) -> None:
+    """Deliver HLS from the origins in the Redis registry, through a shared cache."""
+    from streamit.roles import run_edge
+
+    _run_role(run_edge(settings, cluster_secret, redis_prefix=redis_prefix))
+
+
+@main.command()
+@click.option(
+    "--hls-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder another packager (nginx-rtmp) writes HLS playlists into.",
+)
+@click.option("--origin-url", required=True, help="Base URL under which an HTTP server serves --hls-dir.")
+@click.option("--node", help="Name that owns the registry entries (default: the node id).")
+@_settings_options
+@_cluster_options
+def discovery(
+    hls_dir: Path,
+    origin_url: str,
+    node: str | None,
+    settings: Settings,
+    cluster_secret: str,
+    redis_prefix: str,
+) -> None:
+    """Register the streams whose HLS playlists appear in a folder, for edges to find."""
+    from streamit.roles import run_discovery
+
+    _run_role(
+        run_discovery(settings, hls_dir, origin_url, cluster_secret, node=node, redis_prefix=redis_prefix)
+    )
 
 
 @main.group()

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./streamit-data")
     database_url: str | None = None
     redis_url: str | None = None
+    cluster_secret: str | None = None
+    """Signs and verifies cluster registry entries (``edge``, ``discovery``); every node must share it."""
     public_url: str | None = None
     rtmp_public_url: str | None = None
 

@@ -1,0 +1,152 @@
+"""Cluster roles that run without the database: ``streamit edge`` and ``streamit discovery``.
+
+Both find each other through the Redis registry (``--redis-url``), whose entries are signed with the shared
+cluster secret, and both run until SIGINT/SIGTERM (or until the caller's ``stop`` event is set).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import uvicorn
+
+from streamit.app import EmbeddedUvicorn
+from streamit.config import Settings
+from streamit.discovery import HlsFolderWatcher, RedisRegistry, normalize_origin_url
+from streamit.edge import create_edge_app
+from streamit.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REDIS_PREFIX = "streamit:"
+"""The key prefix every node of a cluster shares unless told otherwise."""
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _redis_registry(settings: Settings, cluster_secret: str, prefix: str, client_name: str) -> RedisRegistry:
+    if not settings.redis_url:
+        raise ConfigError(
+            "this role needs --redis-url (or STREAMIT_REDIS_URL): Redis is the cluster registry"
+        )
+    if not cluster_secret:
+        raise ConfigError("this role needs --cluster-secret (or STREAMIT_CLUSTER_SECRET)")
+    return RedisRegistry(settings.redis_url, secret=cluster_secret, prefix=prefix, client_name=client_name)
+
+
+@contextlib.asynccontextmanager
+async def _stop_signal(stop: asyncio.Event | None) -> AsyncIterator[asyncio.Event]:
+    """The event that ends the role: the caller's, or one that SIGINT/SIGTERM sets."""
+    if stop is not None:
+        yield stop
+        return
+    owned = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, owned.set)
+    try:
+        yield owned
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def run_edge(
+    settings: Settings,
+    cluster_secret: str,
+    *,
+    redis_prefix: str = DEFAULT_REDIS_PREFIX,
+    stop: asyncio.Event | None = None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Serve HLS from the origins the Redis registry names, through the edge cache, until stopped.
+
+    Listens on ``settings.http_host``:``settings.http_port``.  Without ``stop``, SIGINT and SIGTERM stop
+    it; ``ready`` is set once the port accepts connections.  Raises :class:`ConfigError` when
+    ``settings.redis_url`` or ``cluster_secret`` is missing, :class:`SystemExit` if the port cannot be bound.
+    """
+    _configure_logging(settings)
+    registry = _redis_registry(settings, cluster_secret, redis_prefix, f"streamit-edge-{settings.node_id}")
+    try:
+        app = create_edge_app(registry, node=settings.node_id)
+        # lifespan "on": the edge app closes its pooled upstream client when uvicorn shuts down.
+        http = EmbeddedUvicorn(
+            uvicorn.Config(
+                app,
+                host=settings.http_host,
+                port=settings.http_port,
+                log_level="warning",
+                access_log=False,
+                lifespan="on",
+            )
+        )
+        async with _stop_signal(stop) as stopping:
+            http_task = asyncio.create_task(http.serve())
+            while not http.started and not http_task.done():
+                await asyncio.sleep(0.01)
+            if http_task.done():
+                http_task.result()
+                raise SystemExit("edge HTTP server failed to start")
+            log.info("edge listening on %s:%d", settings.http_host, settings.http_port)
+            if ready is not None:
+                ready.set()
+            stop_wait = asyncio.create_task(stopping.wait())
+            await asyncio.wait({stop_wait, http_task}, return_when=asyncio.FIRST_COMPLETED)
+            log.info("edge shutting down")
+            stop_wait.cancel()
+            http.should_exit = True
+            await http_task
+    finally:
+        await registry.close()
+    log.info("edge stopped")
+
+
+async def run_discovery(
+    settings: Settings,
+    hls_dir: Path,
+    origin_url: str,
+    cluster_secret: str,
+    *,
+    node: str | None = None,
+    redis_prefix: str = DEFAULT_REDIS_PREFIX,
+    stop: asyncio.Event | None = None,
+    rescan_interval: float = 1.0,
+) -> None:
+    """Register the streams whose playlists appear in ``hls_dir`` as served by ``origin_url``, until stopped.
+
+    ``node`` (default ``settings.node_id``) owns the entries.  On a clean stop every stream this watcher
+    registered is withdrawn at once, so edges never serve streams nobody watches any more.  Raises
+    :class:`ConfigError` when ``settings.redis_url`` or ``cluster_secret`` is missing and
+    :class:`~streamit.errors.InvalidInput` for an unusable ``origin_url``.
+    """
+    _configure_logging(settings)
+    origin = normalize_origin_url(origin_url)
+    owner = node or settings.node_id
+    registry = _redis_registry(settings, cluster_secret, redis_prefix, f"streamit-discovery-{owner}")
+    try:
+        watcher = HlsFolderWatcher(
+            hls_dir, registry, origin_url=origin, node=owner, rescan_interval=rescan_interval
+        )
+        async with _stop_signal(stop) as stopping:
+            log.info("watching %s for HLS playlists served by %s (node %s)", hls_dir, origin, owner)
+            watch_task = asyncio.create_task(watcher.run())
+            stop_wait = asyncio.create_task(stopping.wait())
+            await asyncio.wait({stop_wait, watch_task}, return_when=asyncio.FIRST_COMPLETED)
+            log.info("discovery shutting down")
+            stop_wait.cancel()
+            watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch_task
+            await watcher.registrar.withdraw_all()
+    finally:
+        await registry.close()
+    log.info("discovery stopped")
