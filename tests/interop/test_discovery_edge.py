@@ -292,8 +292,8 @@ def test_edge_serves_a_stream_that_discovery_found_in_nginx_rtmps_folder(
     deadline = 3 * playlist.target_duration + 5
     assert wait_for(lambda: httpx.get(playlist_url, timeout=5).status_code == 404, deadline), discovery.log()
     assert time.monotonic() - stopped >= 2 * playlist.target_duration
-    # nginx-rtmp (hls_cleanup off) leaves the playlist behind: the watcher gave up on it because it went stale.
-    assert (nginx_origin.hls / SLUG / "index.m3u8").exists()
+    # nginx-rtmp (hls_cleanup off) leaves the playlist behind without ENDLIST: it ended by going stale.
+    assert b"#EXT-X-ENDLIST" not in (nginx_origin.hls / SLUG / "index.m3u8").read_bytes()
     assert list(redis_target.admin.scan_iter(match=redis_target.prefix + "*")) == []
 
     assert edge.terminate() == 0
