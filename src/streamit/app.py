@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 
 import uvicorn
@@ -71,8 +71,32 @@ def create_app(
     return app
 
 
-async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+@contextlib.asynccontextmanager
+async def stop_on_signals(stop: asyncio.Event | None = None) -> AsyncIterator[asyncio.Event]:
+    """The event that ends a process role: the caller's ``stop``, or one that SIGINT/SIGTERM sets."""
+    if stop is not None:
+        yield stop
+        return
+    owned = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, owned.set)
+    try:
+        yield owned
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def serve(
+    settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
+) -> None:
     """Run everything until SIGINT/SIGTERM, then shut down cleanly (ENDLIST, streams ENDED)."""
+    async with stop_on_signals(stop) as stopping:
+        await _serve(settings, ready, stopping)
+
+
+async def _serve(settings: Settings, ready: asyncio.Event | None, stop: asyncio.Event) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -109,10 +133,6 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             lifespan="off",
         )
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await rtmp.start(settings.rtmp_host, settings.rtmp_port)
     http_task = asyncio.create_task(http.serve())
     reporter = asyncio.create_task(ingest.report_live_info())
@@ -142,6 +162,4 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     await webhooks.aclose()
     await callbacks.aclose()
     await db.close()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.remove_signal_handler(sig)
     log.info("stopped")

@@ -9,13 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import uvicorn
 
-from streamit.app import EmbeddedUvicorn
+from streamit.app import EmbeddedUvicorn, stop_on_signals
 from streamit.config import Settings
 from streamit.discovery import HlsFolderWatcher, RedisRegistry, normalize_origin_url
 from streamit.edge import create_edge_app
@@ -41,23 +39,6 @@ def _redis_registry(settings: Settings, cluster_secret: str, prefix: str, client
     if not cluster_secret:
         raise ConfigError("this role needs --cluster-secret (or STREAMIT_CLUSTER_SECRET)")
     return RedisRegistry(settings.redis_url, secret=cluster_secret, prefix=prefix, client_name=client_name)
-
-
-@contextlib.asynccontextmanager
-async def _stop_signal(stop: asyncio.Event | None) -> AsyncIterator[asyncio.Event]:
-    """The event that ends the role: the caller's, or one that SIGINT/SIGTERM sets."""
-    if stop is not None:
-        yield stop
-        return
-    owned = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, owned.set)
-    try:
-        yield owned
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
 
 
 async def run_edge(
@@ -89,7 +70,7 @@ async def run_edge(
                 lifespan="on",
             )
         )
-        async with _stop_signal(stop) as stopping:
+        async with stop_on_signals(stop) as stopping:
             http_task = asyncio.create_task(http.serve())
             while not http.started and not http_task.done():
                 await asyncio.sleep(0.01)
@@ -136,7 +117,7 @@ async def run_discovery(
         watcher = HlsFolderWatcher(
             hls_dir, registry, origin_url=origin, node=owner, rescan_interval=rescan_interval
         )
-        async with _stop_signal(stop) as stopping:
+        async with stop_on_signals(stop) as stopping:
             log.info("watching %s for HLS playlists served by %s (node %s)", hls_dir, origin, owner)
             watch_task = asyncio.create_task(watcher.run())
             stop_wait = asyncio.create_task(stopping.wait())
