@@ -16,6 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 from streamit.api import create_api_app
 from streamit.config import Settings
 from streamit.db import Database
+from streamit.discovery import DEFAULT_TTL, MemoryRegistry, OriginRegistrar, Registry
+from streamit.errors import InvalidInput
 from streamit.hooks import PublishCallbacks, WebhookDispatcher
 from streamit.origin import SegmentStoreRegistry, create_origin_router
 from streamit.servers.ingest import IngestService
@@ -96,7 +98,38 @@ async def serve(
         await _serve(settings, ready, stopping)
 
 
-async def _serve(settings: Settings, ready: asyncio.Event | None, stop: asyncio.Event) -> None:
+def _registrar(
+    settings: Settings, registry: Registry, ttl: float, *, required: bool
+) -> OriginRegistrar | None:
+    """The registrar announcing this node's streams under its public URL.
+
+    A cluster origin (``required``) cannot run without one; the all-in-one server only warns when its
+    public URL cannot name an origin (e.g. an ephemeral port), since nothing outside it reads the registry.
+    """
+    try:
+        return OriginRegistrar(
+            registry, origin_url=settings.resolved_public_url, node=settings.node_id, ttl=ttl
+        )
+    except InvalidInput as exc:
+        if required:
+            raise
+        log.warning("streams are not registered for discovery: %s", exc)
+        return None
+
+
+async def _serve(
+    settings: Settings,
+    ready: asyncio.Event | None,
+    stop: asyncio.Event,
+    *,
+    cluster_registry: Registry | None = None,
+    discovery_ttl: float = DEFAULT_TTL,
+) -> None:
+    """Run ingest, packaging and HTTP until ``stop`` is set.
+
+    Live streams are registered in ``cluster_registry`` (a cluster origin; it is closed at the end) or, for
+    the all-in-one server, in a :class:`MemoryRegistry`, always under ``settings.resolved_public_url``.
+    """
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -107,7 +140,8 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, stop: asyncio.
     # in the all-in-one server nothing else can be live either.
     now = datetime.now(UTC)
     crashed = await db.recover_node(settings.node_id, now)
-    recovered = await db.streams.end_all_live(now)
+    # A cluster origin may share its database with other origins whose streams are live.
+    recovered = await db.streams.end_all_live(now) if cluster_registry is None else 0
     if crashed or recovered:
         log.warning(
             "closed %d session(s) and marked %d more stream(s) ENDED left LIVE when the previous run stopped",
@@ -120,7 +154,9 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, stop: asyncio.
     callbacks = PublishCallbacks(settings)
     webhooks = WebhookDispatcher(settings)
     await webhooks.start()
-    ingest = IngestService(settings, db, stores, callbacks=callbacks, webhooks=webhooks)
+    registry: Registry = cluster_registry if cluster_registry is not None else MemoryRegistry()
+    registrar = _registrar(settings, registry, discovery_ttl, required=cluster_registry is not None)
+    ingest = IngestService(settings, db, stores, callbacks=callbacks, webhooks=webhooks, registrar=registrar)
     rtmp = RtmpServer(ingest, max_message_size=settings.rtmp_max_message_size)
     app = create_app(settings, db, stores, ingest)
     http = EmbeddedUvicorn(
@@ -140,6 +176,7 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, stop: asyncio.
         await asyncio.sleep(0.01)
     if http_task.done():
         await rtmp.close()
+        await registry.close()
         await webhooks.aclose()
         await callbacks.aclose()
         await db.close()
@@ -149,6 +186,7 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, stop: asyncio.
     log.info(
         "publish to %s/<stream key>; watch at %s/", settings.resolved_rtmp_url, settings.resolved_public_url
     )
+    heartbeats = asyncio.create_task(registrar.run()) if registrar is not None else None
     if ready is not None:
         ready.set()
     stop_wait = asyncio.create_task(stop.wait())
@@ -156,6 +194,12 @@ async def _serve(settings: Settings, ready: asyncio.Event | None, stop: asyncio.
     log.info("shutting down")
     reporter.cancel()
     await rtmp.close()
+    if heartbeats is not None and registrar is not None:
+        heartbeats.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeats
+        await registrar.withdraw_all()
+    await registry.close()
     http.should_exit = True
     await http_task
     stop_wait.cancel()

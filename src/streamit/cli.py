@@ -1,4 +1,5 @@
-"""The ``streamit`` command line: ``serve``, ``edge``, ``discovery``, ``streams …``, ``tokens …`` and ``db``.
+"""The ``streamit`` command line: ``serve``, ``origin``, ``edge``, ``discovery``, ``streams …``, ``tokens …``
+and ``db``.
 
 Every command takes the same settings flags (``--data-dir``, ``--database-url`` …); unset flags fall back
 to ``STREAMIT_<FLAG>`` environment variables, then to ``--config FILE``, then to defaults.
@@ -159,6 +160,26 @@ def _run_role(coroutine: Coroutine[Any, Any, None]) -> None:
         pass
     except StreamitError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.option(
+    "--discovery-ttl",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    hidden=True,
+    help="Seconds a registry entry outlives its last heartbeat.",
+)
+@_settings_options
+@_cluster_options
+def origin(settings: Settings, cluster_secret: str, redis_prefix: str, discovery_ttl: float) -> None:
+    """Run ingest, packaging and HLS serving, and announce live streams to edges through Redis."""
+    from streamit.roles import run_origin
+
+    if not settings.public_url:
+        raise click.UsageError("--public-url is required: the URL edges reach this origin at")
+    _run_role(run_origin(settings, cluster_secret, redis_prefix=redis_prefix, discovery_ttl=discovery_ttl))
 
 
 @main.command()

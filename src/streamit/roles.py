@@ -1,6 +1,6 @@
-"""Cluster roles that run without the database: ``streamit edge`` and ``streamit discovery``.
+"""Cluster roles: ``streamit origin``, and ``streamit edge`` and ``streamit discovery`` (no database).
 
-Both find each other through the Redis registry (``--redis-url``), whose entries are signed with the shared
+They find each other through the Redis registry (``--redis-url``), whose entries are signed with the shared
 cluster secret, and both run until SIGINT/SIGTERM (or until the caller's ``stop`` event is set).
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import uvicorn
 
-from streamit.app import EmbeddedUvicorn, stop_on_signals
+from streamit.app import EmbeddedUvicorn, _serve, stop_on_signals
 from streamit.config import Settings
-from streamit.discovery import HlsFolderWatcher, RedisRegistry, normalize_origin_url
+from streamit.discovery import DEFAULT_TTL, HlsFolderWatcher, RedisRegistry, normalize_origin_url
 from streamit.edge import create_edge_app
 from streamit.errors import ConfigError
 
@@ -39,6 +39,33 @@ def _redis_registry(settings: Settings, cluster_secret: str, prefix: str, client
     if not cluster_secret:
         raise ConfigError("this role needs --cluster-secret (or STREAMIT_CLUSTER_SECRET)")
     return RedisRegistry(settings.redis_url, secret=cluster_secret, prefix=prefix, client_name=client_name)
+
+
+async def run_origin(
+    settings: Settings,
+    cluster_secret: str,
+    *,
+    redis_prefix: str = DEFAULT_REDIS_PREFIX,
+    discovery_ttl: float = DEFAULT_TTL,
+    stop: asyncio.Event | None = None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Run what ``streamit serve`` runs, announcing live streams in the Redis registry, until stopped.
+
+    Streams are registered under ``settings.public_url`` (the URL edges reach this origin at), owned by
+    ``settings.node_id``, and heartbeated every ``discovery_ttl / 3`` seconds.  Raises :class:`ConfigError`
+    when ``settings.public_url``, ``settings.redis_url`` or ``cluster_secret`` is missing and
+    :class:`~streamit.errors.InvalidInput` for an unusable public URL.
+    """
+    if not settings.public_url:
+        raise ConfigError("streamit origin needs --public-url: the URL edges reach this origin at")
+    normalize_origin_url(settings.public_url)
+    registry = _redis_registry(settings, cluster_secret, redis_prefix, f"streamit-origin-{settings.node_id}")
+    try:
+        async with stop_on_signals(stop) as stopping:
+            await _serve(settings, ready, stopping, cluster_registry=registry, discovery_ttl=discovery_ttl)
+    finally:
+        await registry.close()
 
 
 async def run_edge(

@@ -19,7 +19,8 @@ from typing import Any
 
 from streamit.config import Settings, TakeoverPolicy
 from streamit.db import Database, MediaInfo, StreamRecord
-from streamit.errors import PublishRefused, RemoteProtocolError, StreamitError, UnsupportedCodec
+from streamit.discovery import OriginRegistrar
+from streamit.errors import InvalidInput, PublishRefused, RemoteProtocolError, StreamitError, UnsupportedCodec
 from streamit.flv import FlvDemuxer
 from streamit.hls import HlsPackager
 from streamit.hooks import (
@@ -86,6 +87,7 @@ class PublishState:
     stream: Stream
     call: PublishCall
     started: float
+    started_at: datetime
     session_id: str | None = None
     demuxer: FlvDemuxer = field(default_factory=FlvDemuxer)
     video: VideoConfig | None = None
@@ -94,6 +96,7 @@ class PublishState:
     sampled_bytes: int = 0
     sampled_at: float = 0.0
     peak_kbps: int = 0
+    last_kbps: int | None = None
     unsupported_logged: bool = False
 
     def average_kbps(self, now: float) -> int | None:
@@ -111,6 +114,7 @@ class PublishState:
         self.sampled_bytes = self.media_bytes
         self.sampled_at = now
         self.peak_kbps = max(self.peak_kbps, kbps)
+        self.last_kbps = kbps
         return kbps
 
 
@@ -128,12 +132,14 @@ class IngestService:
         *,
         callbacks: PublishCallbacks | None = None,
         webhooks: WebhookDispatcher | None = None,
+        registrar: OriginRegistrar | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.stores = stores
         self.callbacks = callbacks
         self.webhooks = webhooks
+        self.registrar = registrar
         self.channels: dict[str, Channel] = {}  # by stream id
         self._background: set[asyncio.Task[None]] = set()
 
@@ -173,6 +179,21 @@ class IngestService:
         if self.webhooks is None:
             return
         self.webhooks.emit(event_type, {**stream_event_data(record), "node": self.settings.node_id})
+
+    def announce(self, state: PublishState) -> None:
+        """Register (or update) the stream of ``state`` in discovery, with its current media description."""
+        if self.registrar is None:
+            return
+        slug = state.channel.record.slug
+        try:
+            self.registrar.publish(slug, started_at=state.started_at, metadata=discovery_metadata(state))
+        except InvalidInput as exc:
+            log.warning("stream %s: cannot be registered for discovery: %s", slug, exc)
+
+    def withdraw(self, slug: str) -> None:
+        """Remove ``slug`` from discovery at once (its publish ended)."""
+        if self.registrar is not None:
+            self.registrar.unpublish(slug)
 
     async def disconnect(self, stream_id: str, reason: str) -> None:
         """Kick the live publisher of ``stream_id`` (key rotated, stream deleted, refused by on_update)."""
@@ -318,7 +339,12 @@ class IngestSession:
         now = datetime.now(UTC)
         loop = asyncio.get_running_loop()
         state = PublishState(
-            channel=channel, stream_id=event.stream_id, stream=stream, call=call, started=loop.time()
+            channel=channel,
+            stream_id=event.stream_id,
+            stream=stream,
+            call=call,
+            started=loop.time(),
+            started_at=now,
         )
         self.publish = state
         try:
@@ -335,6 +361,8 @@ class IngestSession:
         conn.accept_publish(event.stream_id)
         log.info("stream %s is live, published from %s", record.slug, self.peer)
         if previous is None:
+            # A takeover keeps the registration of the publish it replaces.
+            service.announce(state)
             service.emit(STREAM_LIVE, channel.record)
 
     async def _authorise(self, key: str, call: PublishCall) -> StreamRecord:
@@ -381,6 +409,7 @@ class IngestSession:
                         state.video = item
                     else:
                         state.audio = item
+                    self.service.announce(state)
                     self.service.spawn(self._report_media(state))
                 state.stream.push(item)
         except UnsupportedCodec as exc:
@@ -402,6 +431,8 @@ class IngestSession:
     async def report(self, state: PublishState, now: float) -> None:
         """Store the bitrate of the stream and the counters of its session."""
         kbps = state.sample(now)
+        if kbps is not None and self.publish is state:
+            self.service.announce(state)
         db = self.service.db
         try:
             await db.streams.update_live_info(state.channel.record.id, bitrate_kbps=kbps)
@@ -447,6 +478,7 @@ class IngestSession:
         state.stream.end()
         channel.store.apply(channel.packager.end())
         channel.store.release_memory()
+        self.service.withdraw(channel.record.slug)
         log.info("stream %s ended: %s", channel.record.slug, reason)
         channel.ending = self.service.spawn(self._store_end(state, reason, datetime.now(UTC)))
 
@@ -509,3 +541,21 @@ def media_info(video: VideoConfig | None, audio: AudioConfig | None) -> MediaInf
         sample_rate=audio.sample_rate if audio else None,
         channels=audio.channels if audio else None,
     )
+
+
+def discovery_metadata(state: PublishState) -> dict[str, str]:
+    """What discovery tells edges and the API about a live publish: codecs, size, bitrate (as strings)."""
+    video, audio = state.video, state.audio
+    items: dict[str, str | int | None] = {
+        "video_codec": video.codec if video else None,
+        "width": video.width if video else None,
+        "height": video.height if video else None,
+        "audio_codec": audio.codec if audio else None,
+        "sample_rate": audio.sample_rate if audio else None,
+        "channels": audio.channels if audio else None,
+        "bitrate_kbps": state.last_kbps,
+    }
+    metadata = {key: str(value) for key, value in items.items() if value is not None}
+    if video is not None and video.fps:
+        metadata["fps"] = f"{float(video.fps):g}"
+    return metadata
