@@ -326,6 +326,9 @@ class IngestSession:
                 key,
             )
             return
+        now = datetime.now(UTC)
+        # The stream stays live across a takeover: discovery keeps announcing its first start.
+        live_since = previous.publish.started_at if previous is not None and previous.publish else now
         if previous is not None:
             log.info("stream %s: publisher %s takes over from %s", record.slug, self.peer, previous.peer)
             previous.taken_over()
@@ -336,7 +339,6 @@ class IngestSession:
         stream = Stream()
         stream.add_sink(channel.package)
         channel.stream = stream
-        now = datetime.now(UTC)
         loop = asyncio.get_running_loop()
         state = PublishState(
             channel=channel,
@@ -344,7 +346,7 @@ class IngestSession:
             stream=stream,
             call=call,
             started=loop.time(),
-            started_at=now,
+            started_at=live_since,
         )
         self.publish = state
         try:
