@@ -95,7 +95,7 @@ async def serve(
 ) -> None:
     """Run everything until SIGINT/SIGTERM, then shut down cleanly (ENDLIST, streams ENDED)."""
     async with stop_on_signals(stop) as stopping:
-        await _serve(settings, ready, stopping)
+        await run_node(settings, ready, stopping)
 
 
 def _registrar(
@@ -117,7 +117,7 @@ def _registrar(
         return None
 
 
-async def _serve(
+async def run_node(
     settings: Settings,
     ready: asyncio.Event | None,
     stop: asyncio.Event,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
-from streamit.app import EmbeddedUvicorn, _serve, stop_on_signals
+from streamit.app import EmbeddedUvicorn, run_node, stop_on_signals
 from streamit.config import Settings
 from streamit.discovery import DEFAULT_TTL, HlsFolderWatcher, RedisRegistry, normalize_origin_url
 from streamit.edge import create_edge_app
@@ -63,7 +63,7 @@ async def run_origin(
     registry = _redis_registry(settings, cluster_secret, redis_prefix, f"streamit-origin-{settings.node_id}")
     try:
         async with stop_on_signals(stop) as stopping:
-            await _serve(settings, ready, stopping, cluster_registry=registry, discovery_ttl=discovery_ttl)
+            await run_node(settings, ready, stopping, cluster_registry=registry, discovery_ttl=discovery_ttl)
     finally:
         await registry.close()
 
