@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -15,8 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
+from redis.exceptions import RedisError
 
-from tests.conftest import require_tool
+from tests.conftest import IN_CI, require_tool
 
 pytestmark = pytest.mark.interop
 
@@ -296,3 +299,48 @@ def wait_for(predicate: object, timeout: float, interval: float = 0.1) -> bool:
             pass
         time.sleep(interval)
     return False
+
+
+REDIS_URL = os.environ.get("STREAMIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """The real Redis of the machine, with a key prefix private to one test."""
+
+    url: str
+    prefix: str
+    admin: redis.Redis
+
+
+@pytest.fixture
+def redis_target() -> Iterator[RedisTarget]:
+    """Skips (fails under CI) without Redis; deletes every key under its prefix afterwards."""
+    admin = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=2)
+    try:
+        admin.ping()
+    except (RedisError, OSError):
+        admin.close()
+        message = f"Redis at {REDIS_URL} does not answer PING (set STREAMIT_TEST_REDIS_URL)"
+        if IN_CI:
+            pytest.fail(message + "; under CI=true a Redis server is required")
+        pytest.skip(message)
+    prefix = f"streamit-test-{secrets.token_hex(6)}:"
+    try:
+        yield RedisTarget(REDIS_URL, prefix, admin)
+    finally:
+        keys = list(admin.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            admin.delete(*keys)
+        admin.close()
+
+
+def ffprobe_codecs(ffprobe: str, path: Path) -> set[str]:
+    """The codec names ffprobe finds in ``path``."""
+    result = subprocess.run(
+        [ffprobe, "-v", "error", "-show_streams", "-of", "json", str(path)],
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
+    return {stream["codec_name"] for stream in json.loads(result.stdout)["streams"]}

@@ -7,7 +7,6 @@ through a real Redis under a key prefix private to this test.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
@@ -21,45 +20,13 @@ from pathlib import Path
 import httpx
 import m3u8
 import pytest
-import redis
-from redis.exceptions import RedisError
 
-from tests.conftest import IN_CI, require_tool
-from tests.interop.conftest import PublisherFactory, free_port, wait_for
-from tests.interop.test_nginx_rtmp import RTMP_MODULE, accepts_connections
+from tests.interop.conftest import PublisherFactory, RedisTarget, ffprobe_codecs, free_port, wait_for
+from tests.interop.nginx import main_context, start_nginx, stop_nginx
 
 pytestmark = pytest.mark.interop
 
-REDIS_URL = os.environ.get("STREAMIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SLUG = "show"
-
-
-@dataclass(frozen=True)
-class RedisTarget:
-    url: str
-    prefix: str
-    admin: redis.Redis
-
-
-@pytest.fixture
-def redis_target() -> Iterator[RedisTarget]:
-    admin = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=2)
-    try:
-        admin.ping()
-    except (RedisError, OSError):
-        admin.close()
-        message = f"Redis at {REDIS_URL} does not answer PING (set STREAMIT_TEST_REDIS_URL)"
-        if IN_CI:
-            pytest.fail(message + "; under CI=true a Redis server is required")
-        pytest.skip(message)
-    prefix = f"streamit-test-{secrets.token_hex(6)}:"
-    try:
-        yield RedisTarget(REDIS_URL, prefix, admin)
-    finally:
-        keys = list(admin.scan_iter(match=prefix + "*", count=1000))
-        if keys:
-            admin.delete(*keys)
-        admin.close()
 
 
 @dataclass
@@ -84,17 +51,10 @@ class NginxOrigin:
 
 
 def nginx_config(root: Path, rtmp_port: int, http_port: int) -> str:
-    # Running as root, workers would switch to "nobody", which cannot enter pytest's private tmp dir.
-    user = "user root;\n" if os.geteuid() == 0 else ""
     temp = root / "temp"
-    return f"""
-load_module {RTMP_MODULE};
-{user}daemon off;
-master_process on;
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/logs/error.log;
-events {{ worker_connections 64; }}
+    return (
+        main_context(root)
+        + f"""
 rtmp {{
     server {{
         listen 127.0.0.1:{rtmp_port};
@@ -126,49 +86,19 @@ http {{
     }}
 }}
 """
+    )
 
 
 @pytest.fixture
 def nginx_origin(tmp_path: Path) -> Iterator[NginxOrigin]:
-    binary = require_tool("nginx")
-    if not RTMP_MODULE.exists():
-        message = f"{RTMP_MODULE} is missing (Debian package libnginx-mod-rtmp)"
-        if IN_CI:
-            pytest.fail(message + "; under CI it must be present")
-        pytest.skip(message)
     root = tmp_path / "nginx"
     for sub in ("logs", "hls", "temp"):
         (root / sub).mkdir(parents=True)
     rtmp_port, http_port = free_port(), free_port()
-    conf = root / "nginx.conf"
-    conf.write_text(nginx_config(root, rtmp_port, http_port))
-    with (root / "logs" / "stderr.log").open("wb") as stderr:
-        process = subprocess.Popen(
-            [binary, "-c", str(conf), "-p", f"{root}/", "-e", str(root / "logs" / "error.log")],
-            stdin=subprocess.DEVNULL,
-            stdout=stderr,
-            stderr=stderr,
-        )
+    process = start_nginx(root, nginx_config(root, rtmp_port, http_port), [rtmp_port, http_port])
     origin = NginxOrigin(process, rtmp_port, http_port, root, root / "hls")
-    started = wait_for(
-        lambda: (
-            (accepts_connections(rtmp_port) and accepts_connections(http_port)) or process.poll() is not None
-        ),
-        10,
-    )
-    if not started or process.poll() is not None:
-        process.kill()
-        process.wait()
-        pytest.fail(
-            f"nginx did not start:\n{(root / 'logs' / 'stderr.log').read_text()}\n{origin.error_log()}"
-        )
     yield origin
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_nginx(process)
 
 
 class Role:
@@ -209,16 +139,6 @@ def roles() -> Iterator[list[Role]]:
         if role.process.poll() is None:
             role.process.kill()
             role.process.wait()
-
-
-def ffprobe_codecs(ffprobe: str, path: Path) -> set[str]:
-    result = subprocess.run(
-        [ffprobe, "-v", "error", "-show_streams", "-of", "json", str(path)],
-        capture_output=True,
-        timeout=30,
-        check=True,
-    )
-    return {stream["codec_name"] for stream in json.loads(result.stdout)["streams"]}
 
 
 def test_edge_serves_a_stream_that_discovery_found_in_nginx_rtmps_folder(

@@ -6,8 +6,6 @@ second application fed by ``push`` (which carries the renamed name); see :mod:`s
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,12 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, require_tool
 from tests.interop.conftest import PublisherFactory, Server, free_port, wait_for
+from tests.interop.nginx import main_context, start_nginx, stop_nginx
 
 pytestmark = pytest.mark.interop
 
-RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 HOOKS = "/api/v1/hooks/nginx-rtmp"
 
 
@@ -44,16 +41,9 @@ class Nginx:
 
 def nginx_config(root: Path, port: int, streamit_http: str, notify_method: str) -> str:
     hooks = f"{streamit_http}{HOOKS}"
-    # Running as root, workers would switch to "nobody", which cannot enter pytest's private tmp dir.
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    return f"""
-load_module {RTMP_MODULE};
-{user}daemon off;
-master_process on;
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/logs/error.log;
-events {{ worker_connections 64; }}
+    return (
+        main_context(root)
+        + f"""
 rtmp {{
     server {{
         listen 127.0.0.1:{port};
@@ -80,50 +70,19 @@ rtmp {{
     }}
 }}
 """
-
-
-def accepts_connections(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+    )
 
 
 @pytest.fixture
 def nginx(request: pytest.FixtureRequest, tmp_path: Path, server: Server) -> Iterator[Nginx]:
     """nginx with the RTMP module; ``notify_method`` ``post`` unless parametrised with ``get``."""
     notify_method: str = getattr(request, "param", "post")
-    binary = require_tool("nginx")
-    if not RTMP_MODULE.exists():
-        message = f"{RTMP_MODULE} is missing (Debian package libnginx-mod-rtmp)"
-        if IN_CI:
-            pytest.fail(message + "; under CI it must be present")
-        pytest.skip(message)
     root = tmp_path / "nginx"
-    (root / "logs").mkdir(parents=True)
     port = free_port()
-    conf = root / "nginx.conf"
-    conf.write_text(nginx_config(root, port, server.http, notify_method))
-    with (root / "logs" / "stderr.log").open("wb") as stderr:
-        process = subprocess.Popen(
-            [binary, "-c", str(conf), "-p", f"{root}/", "-e", str(root / "logs" / "error.log")],
-            stdin=subprocess.DEVNULL,
-            stdout=stderr,
-            stderr=stderr,
-        )
+    process = start_nginx(root, nginx_config(root, port, server.http, notify_method), [port])
     running = Nginx(process, port, root, root / "hls", root / "logs")
-    if not wait_for(lambda: accepts_connections(port) or process.poll() is not None, 10):
-        process.kill()
-    if process.poll() is not None:
-        pytest.fail(
-            f"nginx did not start:\n{(root / 'logs' / 'stderr.log').read_text()}\n{running.error_log()}"
-        )
     yield running
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_nginx(process)
 
 
 def status(server: Server, slug: str) -> object:

@@ -21,12 +21,17 @@ import httpx
 import m3u8
 import pytest
 
-from tests.interop.conftest import PublisherFactory, StreamInfo, free_port, wait_for
-from tests.interop.test_discovery_edge import RedisTarget, ffprobe_codecs, redis_target
+from tests.interop.conftest import (
+    PublisherFactory,
+    RedisTarget,
+    StreamInfo,
+    ffprobe_codecs,
+    free_port,
+    wait_for,
+)
 
 pytestmark = pytest.mark.interop
 
-__all__ = ["redis_target"]  # the fixture, re-exported for this module's tests
 
 SLUG = "show"
 TTL = 3.0
