@@ -51,7 +51,7 @@ def create_app(
     """The HTTP application: API, origin routes, health and metrics."""
     app = create_api_app(db, settings, live=ingest, webhooks=ingest.webhooks)
     app.include_router(create_origin_router(stores, segment_duration=settings.hls_segment_duration))
-    install_web(app, db, settings)
+    install_web(app, db, settings, live=ingest)
     registry = CollectorRegistry()
     live_streams = Gauge("streamit_live_streams", "Streams with a publisher on this node", registry=registry)
     live_streams.set_function(lambda: sum(1 for c in ingest.channels.values() if c.owner is not None))
