@@ -71,3 +71,10 @@ class InvalidTransition(StreamitError):
 
 class DatabaseUnavailable(StreamitError):
     """The database cannot be reached or refused the connection."""
+
+
+class RegistryUnavailable(StreamitError, ConnectionError):
+    """The discovery registry's store (Redis) cannot be reached; callers retry on their next heartbeat.
+
+    It is a :class:`ConnectionError` too, so code that treats any unreachable peer alike still catches it.
+    """

@@ -10,6 +10,7 @@ import pytest
 from streamit.discovery.entry import EntrySigner
 from streamit.discovery.location import StreamLocation
 from streamit.discovery.redis_registry import RedisRegistry
+from streamit.errors import RegistryUnavailable
 from tests.discovery.conftest import RedisTarget, eventually
 
 SECRET = "cluster-secret"
@@ -159,11 +160,11 @@ async def test_unreachable_redis_raises_connection_error_quickly() -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
-        with pytest.raises(ConnectionError):
+        with pytest.raises(RegistryUnavailable):
             await registry.lookup("cam")
-        with pytest.raises(ConnectionError):
+        with pytest.raises(RegistryUnavailable):
             await registry.register(location(), ttl=10)
-        with pytest.raises(ConnectionError):
+        with pytest.raises(RegistryUnavailable):
             await registry.list()
     finally:
         await registry.close()

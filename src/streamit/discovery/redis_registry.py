@@ -23,7 +23,7 @@ from redis.retry import Retry
 from streamit.discovery.entry import EntrySigner
 from streamit.discovery.location import StreamLocation, is_valid_slug
 from streamit.discovery.memory import check_ttl
-from streamit.errors import RemoteProtocolError
+from streamit.errors import RegistryUnavailable, RemoteProtocolError
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +55,8 @@ class RedisRegistry:
     """A :class:`~streamit.discovery.registry.Registry` in Redis, authenticated by the cluster ``secret``.
 
     Entries whose MAC does not verify are ignored (and logged once).  When Redis cannot be reached the
-    methods raise :class:`ConnectionError` after at most about ``timeout`` seconds; the client reconnects by
-    itself on the next call.
+    methods raise :class:`~streamit.errors.RegistryUnavailable` after at most about ``timeout`` seconds; the
+    client reconnects by itself on the next call.
     """
 
     def __init__(
@@ -96,9 +96,9 @@ class RedisRegistry:
                 # Each pooled connection that Redis dropped (restart, CLIENT KILL) fails once and then
                 # reconnects; a refused connection fails just as fast, so retrying here costs nothing.
                 if attempt + 1 == _ATTEMPTS:
-                    raise ConnectionError(f"Redis registry unavailable: {exc}") from exc
+                    raise RegistryUnavailable(f"Redis registry unavailable: {exc}") from exc
             except RedisError as exc:
-                raise ConnectionError(f"Redis registry unavailable: {exc}") from exc
+                raise RegistryUnavailable(f"Redis registry unavailable: {exc}") from exc
         raise AssertionError("unreachable")
 
     async def register(self, location: StreamLocation, ttl: float) -> None:

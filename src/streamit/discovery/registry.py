@@ -13,7 +13,8 @@ DEFAULT_TTL = 10.0
 class Registry(Protocol):
     """Maps stream slugs to the origin serving them; entries expire unless refreshed within their TTL.
 
-    Backends raise :class:`ConnectionError` (an :class:`OSError`) when their store cannot be reached.
+    Backends raise :class:`~streamit.errors.RegistryUnavailable` (a :class:`ConnectionError`) when their
+    store cannot be reached.
     """
 
     async def register(self, location: StreamLocation, ttl: float) -> None:
