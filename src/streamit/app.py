@@ -50,9 +50,11 @@ def create_app(
 ) -> FastAPI:
     """The HTTP application: API, origin routes, health and metrics."""
     app = create_api_app(db, settings, live=ingest, webhooks=ingest.webhooks)
-    app.include_router(create_origin_router(stores, segment_duration=settings.hls_segment_duration))
-    install_web(app, db, settings, live=ingest)
     registry = CollectorRegistry()
+    app.include_router(
+        create_origin_router(stores, segment_duration=settings.hls_segment_duration, metrics=registry)
+    )
+    install_web(app, db, settings, live=ingest)
     live_streams = Gauge("streamit_live_streams", "Streams with a publisher on this node", registry=registry)
     live_streams.set_function(lambda: sum(1 for c in ingest.channels.values() if c.owner is not None))
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from streamit.hls import PlaylistUpdated, Segment, SegmentReady
 from streamit.origin import SegmentStoreRegistry, create_origin_router
@@ -74,3 +75,32 @@ async def test_unknown_or_escaping_paths_are_404(client: httpx.AsyncClient, path
     response = await client.get(path)
     assert response.status_code == 404
     assert "secret" not in response.text
+
+
+async def test_requests_are_counted_by_kind_and_outcome(tmp_path: Path) -> None:
+    stores = SegmentStoreRegistry(tmp_path)
+    segment = Segment(
+        sequence=0,
+        name="seg-000000.ts",
+        duration=Fraction(2),
+        program_date_time=datetime(2026, 1, 1, tzinfo=UTC),
+        discontinuity=False,
+        data=b"\x47" + bytes(187),
+    )
+    stores.open("show").apply([SegmentReady(segment), PlaylistUpdated(PLAYLIST)])
+    metrics = CollectorRegistry()
+    app = FastAPI()
+    app.include_router(create_origin_router(stores, segment_duration=2.0, metrics=metrics))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://origin") as client:
+        for path in ("/hls/show/index.m3u8", "/hls/show/seg-000000.ts", "/hls/show/seg-000000.ts"):
+            assert (await client.get(path)).status_code == 200
+        assert (await client.get("/hls/gone/index.m3u8")).status_code == 404
+        assert (await client.get("/hls/show/seg-000009.ts")).status_code == 404
+
+    def count(kind: str, outcome: str) -> float | None:
+        return metrics.get_sample_value("streamit_hls_requests_total", {"kind": kind, "outcome": outcome})
+
+    assert count("playlist", "served") == 1
+    assert count("segment", "served") == 2
+    assert count("playlist", "not_found") == 1
+    assert count("segment", "not_found") == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from prometheus_client import CollectorRegistry, Counter
 
 from streamit.errors import NotFound
 from streamit.origin.store import PLAYLIST_NAME, SegmentStoreRegistry
@@ -19,14 +20,28 @@ MEDIA_CORS = {
 SEGMENT_CACHE = "public, max-age=31536000, immutable"
 
 
-def create_origin_router(stores: SegmentStoreRegistry, *, segment_duration: float) -> APIRouter:
+def create_origin_router(
+    stores: SegmentStoreRegistry, *, segment_duration: float, metrics: CollectorRegistry | None = None
+) -> APIRouter:
     """Routes serving playlists and segments from ``stores``.
 
     Playlists may be cached for half a target duration (a player reloads about once per target
-    duration, RFC 8216 §6.3.4); segment names are never reused, so segments are immutable.
+    duration, RFC 8216 §6.3.4); segment names are never reused, so segments are immutable.  Requests are
+    counted in ``metrics`` as ``streamit_hls_requests_total{kind, outcome}`` — how an operator sees that edges
+    shield the origin from viewers.
     """
     router = APIRouter(tags=["hls"])
     playlist_cache = f"public, max-age={max(1, int(segment_duration / 2))}"
+    requests = Counter(
+        "streamit_hls_requests",
+        "HLS requests this origin answered, by object kind and outcome",
+        ["kind", "outcome"],
+        registry=metrics if metrics is not None else CollectorRegistry(),
+    )
+    playlists_served = requests.labels("playlist", "served")
+    playlists_missing = requests.labels("playlist", "not_found")
+    segments_served = requests.labels("segment", "served")
+    segments_missing = requests.labels("segment", "not_found")
 
     def not_found(what: str) -> Response:
         return Response(
@@ -42,7 +57,9 @@ def create_origin_router(stores: SegmentStoreRegistry, *, segment_duration: floa
             try:
                 body = stores.playlist(slug)
             except NotFound:
+                playlists_missing.inc()
                 return not_found("stream")
+            playlists_served.inc()
             return Response(
                 content=body,
                 media_type=PLAYLIST_TYPE,
@@ -51,7 +68,9 @@ def create_origin_router(stores: SegmentStoreRegistry, *, segment_duration: floa
         try:
             body = stores.segment(slug, name)
         except NotFound:
+            segments_missing.inc()
             return not_found("segment")
+        segments_served.inc()
         return Response(
             content=body, media_type=SEGMENT_TYPE, headers={**MEDIA_CORS, "Cache-Control": SEGMENT_CACHE}
         )
