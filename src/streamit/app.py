@@ -57,6 +57,12 @@ def create_app(
     install_web(app, db, settings, live=ingest)
     live_streams = Gauge("streamit_live_streams", "Streams with a publisher on this node", registry=registry)
     live_streams.set_function(lambda: sum(1 for c in ingest.channels.values() if c.owner is not None))
+    install_ops_routes(app, db, registry)
+    return app
+
+
+def install_ops_routes(app: FastAPI, db: Database, metrics: CollectorRegistry) -> None:
+    """``/healthz`` (the process runs), ``/readyz`` (its database answers) and ``/metrics`` (Prometheus)."""
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -71,10 +77,8 @@ def create_app(
         return Response('{"status":"ready"}', media_type="application/json")
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-    return app
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
 
 @contextlib.asynccontextmanager

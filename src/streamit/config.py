@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     """Signs and verifies cluster registry entries (``edge``, ``discovery``); every node must share it."""
     public_url: str | None = None
     rtmp_public_url: str | None = None
+    playback_url: str | None = None
+    """Base URL players fetch ``/hls/…`` from (the edges' address in a cluster); default: ``public_url``."""
 
     takeover: TakeoverPolicy = TakeoverPolicy.TAKEOVER
     hls_segment_duration: float = Field(2.0, gt=0.1, le=60)
@@ -83,6 +85,13 @@ class Settings(BaseSettings):
         if self.public_url:
             return self.public_url.rstrip("/")
         return f"http://localhost:{self.http_port}"
+
+    @property
+    def resolved_playback_url(self) -> str:
+        """Base URL of HLS delivery: ``playback_url``, else the public URL."""
+        if self.playback_url:
+            return self.playback_url.rstrip("/")
+        return self.resolved_public_url
 
     @property
     def resolved_rtmp_url(self) -> str:

@@ -1,7 +1,8 @@
-"""Cluster roles: ``streamit origin``, and ``streamit edge`` and ``streamit discovery`` (no database).
+"""Cluster roles: ``streamit origin`` and ``streamit api`` (with the database), and ``streamit edge`` and
+``streamit discovery`` (without).
 
 They find each other through the Redis registry (``--redis-url``), whose entries are signed with the shared
-cluster secret, and both run until SIGINT/SIGTERM (or until the caller's ``stop`` event is set).
+cluster secret, and all run until SIGINT/SIGTERM (or until the caller's ``stop`` event is set).
 """
 
 from __future__ import annotations
@@ -10,14 +11,22 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
+from typing import Literal
 
 import uvicorn
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, Counter
 
-from streamit.app import EmbeddedUvicorn, run_node, stop_on_signals
+from streamit.api import create_api_app
+from streamit.api.liveness import OriginLossReaper
+from streamit.app import EmbeddedUvicorn, install_ops_routes, run_node, stop_on_signals
 from streamit.config import Settings
+from streamit.db import Database
 from streamit.discovery import DEFAULT_TTL, HlsFolderWatcher, RedisRegistry, normalize_origin_url
 from streamit.edge import create_edge_app
 from streamit.errors import ConfigError
+from streamit.hooks import WebhookDispatcher
+from streamit.web import install_web
 
 log = logging.getLogger(__name__)
 
@@ -86,33 +95,9 @@ async def run_edge(
     registry = _redis_registry(settings, cluster_secret, redis_prefix, f"streamit-edge-{settings.node_id}")
     try:
         app = create_edge_app(registry, node=settings.node_id)
-        # lifespan "on": the edge app closes its pooled upstream client when uvicorn shuts down.
-        http = EmbeddedUvicorn(
-            uvicorn.Config(
-                app,
-                host=settings.http_host,
-                port=settings.http_port,
-                log_level="warning",
-                access_log=False,
-                lifespan="on",
-            )
-        )
         async with stop_on_signals(stop) as stopping:
-            http_task = asyncio.create_task(http.serve())
-            while not http.started and not http_task.done():
-                await asyncio.sleep(0.01)
-            if http_task.done():
-                http_task.result()
-                raise SystemExit("edge HTTP server failed to start")
-            log.info("edge listening on %s:%d", settings.http_host, settings.http_port)
-            if ready is not None:
-                ready.set()
-            stop_wait = asyncio.create_task(stopping.wait())
-            await asyncio.wait({stop_wait, http_task}, return_when=asyncio.FIRST_COMPLETED)
-            log.info("edge shutting down")
-            stop_wait.cancel()
-            http.should_exit = True
-            await http_task
+            # lifespan "on": the edge app closes its pooled upstream client when uvicorn shuts down.
+            await _serve_http(app, settings, stopping, ready, role="edge", lifespan="on")
     finally:
         await registry.close()
     log.info("edge stopped")
@@ -158,3 +143,87 @@ async def run_discovery(
     finally:
         await registry.close()
     log.info("discovery stopped")
+
+
+async def _serve_http(
+    app: FastAPI,
+    settings: Settings,
+    stopping: asyncio.Event,
+    ready: asyncio.Event | None,
+    *,
+    role: str,
+    lifespan: Literal["auto", "on", "off"] = "off",
+) -> None:
+    """Serve ``app`` on the configured HTTP address until ``stopping`` is set or the server fails."""
+    http = EmbeddedUvicorn(
+        uvicorn.Config(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="warning",
+            access_log=False,
+            lifespan=lifespan,
+        )
+    )
+    http_task = asyncio.create_task(http.serve())
+    while not http.started and not http_task.done():
+        await asyncio.sleep(0.01)
+    if http_task.done():
+        http_task.result()
+        raise SystemExit(f"{role} HTTP server failed to start")
+    log.info("%s listening on %s:%d", role, settings.http_host, settings.http_port)
+    if ready is not None:
+        ready.set()
+    stop_wait = asyncio.create_task(stopping.wait())
+    await asyncio.wait({stop_wait, http_task}, return_when=asyncio.FIRST_COMPLETED)
+    log.info("%s shutting down", role)
+    stop_wait.cancel()
+    http.should_exit = True
+    await http_task
+
+
+async def run_api(
+    settings: Settings,
+    cluster_secret: str,
+    *,
+    redis_prefix: str = DEFAULT_REDIS_PREFIX,
+    stop: asyncio.Event | None = None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Serve the API and the web pages from the database, keeping stream status in step with the registry.
+
+    Streams whose origin stops heartbeating are ended with the reason ``origin lost`` (see
+    :class:`~streamit.api.liveness.OriginLossReaper`).  Playback URLs point at ``settings.playback_url``
+    (the edges).  Raises :class:`ConfigError` when ``settings.redis_url`` or ``cluster_secret`` is missing and
+    :class:`~streamit.errors.DatabaseUnavailable` when the database cannot be reached.
+    """
+    _configure_logging(settings)
+    registry = _redis_registry(settings, cluster_secret, redis_prefix, f"streamit-api-{settings.node_id}")
+    db = Database.from_settings(settings)
+    webhooks = WebhookDispatcher(settings)
+    try:
+        await db.upgrade()
+        await webhooks.start()
+        app = create_api_app(db, settings, webhooks=webhooks)
+        install_web(app, db, settings)
+        metrics = CollectorRegistry()
+        ended = Counter(
+            "streamit_streams_origin_lost",
+            "Streams ended because their origin stopped heartbeating",
+            registry=metrics,
+        )
+        install_ops_routes(app, db, metrics)
+        reaper = OriginLossReaper(db, registry, webhooks=webhooks, on_end=lambda _record: ended.inc())
+        async with stop_on_signals(stop) as stopping:
+            sweeps = asyncio.create_task(reaper.run())
+            try:
+                await _serve_http(app, settings, stopping, ready, role="api")
+            finally:
+                sweeps.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeps
+    finally:
+        await webhooks.aclose()
+        await registry.close()
+        await db.close()
+    log.info("api stopped")

@@ -192,7 +192,7 @@ class ProblemOut(BaseModel):
 
 def playback_url(settings: Settings, slug: str) -> str:
     """The HLS URL of ``slug``, whatever its status."""
-    return f"{settings.resolved_public_url}/hls/{slug}/index.m3u8"
+    return f"{settings.resolved_playback_url}/hls/{slug}/index.m3u8"
 
 
 def media_out(record: StreamRecord) -> MediaOut:
