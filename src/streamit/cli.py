@@ -184,18 +184,28 @@ def origin(settings: Settings, cluster_secret: str, redis_prefix: str, discovery
 
 @main.command()
 @click.option(
+    "--discovery-ttl",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    hidden=True,
+    help="The origins' registry TTL: how long a stream may go without a heartbeat.",
+)
+@click.option(
     "--playback-url",
     help="Base URL players fetch /hls/ from: the edges or their load balancer (default: --public-url).",
 )
 @_settings_options
 @_cluster_options
-def api(settings: Settings, cluster_secret: str, redis_prefix: str, playback_url: str | None) -> None:
+def api(
+    settings: Settings, cluster_secret: str, redis_prefix: str, playback_url: str | None, discovery_ttl: float
+) -> None:
     """Serve the API and web pages; streams whose origin stops heartbeating become ENDED."""
     from streamit.roles import run_api
 
     if playback_url:
         settings = settings.model_copy(update={"playback_url": playback_url})
-    _run_role(run_api(settings, cluster_secret, redis_prefix=redis_prefix))
+    _run_role(run_api(settings, cluster_secret, redis_prefix=redis_prefix, discovery_ttl=discovery_ttl))
 
 
 @main.command()

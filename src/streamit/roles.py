@@ -187,6 +187,7 @@ async def run_api(
     cluster_secret: str,
     *,
     redis_prefix: str = DEFAULT_REDIS_PREFIX,
+    discovery_ttl: float = DEFAULT_TTL,
     stop: asyncio.Event | None = None,
     ready: asyncio.Event | None = None,
 ) -> None:
@@ -194,7 +195,8 @@ async def run_api(
 
     Streams whose origin stops heartbeating are ended with the reason ``origin lost`` (see
     :class:`~streamit.api.liveness.OriginLossReaper`).  Playback URLs point at ``settings.playback_url``
-    (the edges).  Raises :class:`ConfigError` when ``settings.redis_url`` or ``cluster_secret`` is missing and
+    (the edges).  ``discovery_ttl`` is the origins' registry TTL (they heartbeat every third of it).
+    Raises :class:`ConfigError` when ``settings.redis_url`` or ``cluster_secret`` is missing and
     :class:`~streamit.errors.DatabaseUnavailable` when the database cannot be reached.
     """
     _configure_logging(settings)
@@ -213,7 +215,9 @@ async def run_api(
             registry=metrics,
         )
         install_ops_routes(app, db, metrics)
-        reaper = OriginLossReaper(db, registry, webhooks=webhooks, on_end=lambda _record: ended.inc())
+        reaper = OriginLossReaper(
+            db, registry, heartbeat=discovery_ttl / 3, webhooks=webhooks, on_end=lambda _record: ended.inc()
+        )
         async with stop_on_signals(stop) as stopping:
             sweeps = asyncio.create_task(reaper.run())
             try:

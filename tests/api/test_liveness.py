@@ -148,3 +148,47 @@ async def test_unreachable_registry_ends_nothing(db: Database, caplog: pytest.Lo
         assert len(warnings) == 1  # logged once per outage, not once per sweep
     finally:
         await registry.close()
+
+
+class RestartableRegistry(MemoryRegistry):
+    """The in-process registry whose store can be wiped as a Redis restart without persistence would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.generation = "first"
+
+    async def epoch(self) -> str:
+        return self.generation
+
+    async def restart(self) -> None:
+        await self.close()
+        self.generation = "second"
+
+
+async def test_registry_restart_gives_origins_a_heartbeat_to_re_register(db: Database) -> None:
+    registry = RestartableRegistry()
+    record = await go_live(db, "Survives a restart")
+    await registry.register(location(record.slug), ttl=10)
+    clock = ManualClock()
+    reaper = OriginLossReaper(db, registry, grace=1.0, heartbeat=3.0, clock=clock)
+    assert await reaper.sweep() == []
+
+    await registry.restart()
+    for _ in range(7):  # 3.5 s: longer than the grace, shorter than heartbeat + grace
+        assert await reaper.sweep() == []
+        clock.now += 0.5
+    await registry.register(location(record.slug), ttl=10)  # the origin's next heartbeat
+    assert await reaper.sweep() == []
+    assert await status(db, record.slug) is StreamStatus.LIVE
+
+    await registry.restart()
+    registry.generation = "third"
+    for _ in range(9):  # nobody re-registers within heartbeat + grace: the origin is gone too
+        await reaper.sweep()
+        clock.now += 0.5
+    assert await status(db, record.slug) is StreamStatus.ENDED
+
+
+async def test_memory_registry_epoch_is_stable() -> None:
+    registry = MemoryRegistry()
+    assert await registry.epoch() == await registry.epoch() != await MemoryRegistry().epoch()

@@ -190,3 +190,14 @@ async def test_writes_survive_killed_connections(redis_target: RedisTarget) -> N
         assert [entry.slug for entry in await registry.list()] == ["a", "b", "c"]
     finally:
         await registry.close()
+
+
+async def test_epoch_is_the_servers_run_id(redis_target: RedisTarget) -> None:
+    registry = await open_registry(redis_target)
+    try:
+        epoch = await registry.epoch()
+        info = await redis_target.admin.info("server")
+        assert epoch == info["run_id"] and len(epoch) == 40
+        assert await registry.epoch() == epoch
+    finally:
+        await registry.close()

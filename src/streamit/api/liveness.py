@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from streamit.api.hooks import NGINX_NODE
 from streamit.db import Database, StreamRecord, StreamStatus
-from streamit.discovery import Registry
+from streamit.discovery import DEFAULT_TTL, Registry
 from streamit.errors import InvalidTransition, NotFound, RegistryUnavailable
 from streamit.hooks import STREAM_ENDED, WebhookDispatcher, stream_event_data
 
@@ -34,7 +34,9 @@ class OriginLossReaper:
     alone (``ignored_nodes``).  ``grace`` covers the moment between a publish going ``LIVE`` in the
     database and its origin's first registration; a stream must be seen missing in sweeps at least
     ``grace`` apart.  A registry that cannot be reached ends nothing: absence is only believed when the
-    registry answers.  ``on_end`` is told of every stream ended (metrics).
+    registry answers, and after the registry restarted (a new :meth:`~streamit.discovery.Registry.epoch`) or
+    came back from an outage, nothing ends for one origin ``heartbeat`` plus ``grace``: origins re-register
+    on their next heartbeat.  ``on_end`` is told of every stream ended (metrics).
     """
 
     def __init__(
@@ -44,6 +46,7 @@ class OriginLossReaper:
         *,
         grace: float = 1.0,
         interval: float = 0.5,
+        heartbeat: float = DEFAULT_TTL / 3,
         webhooks: WebhookDispatcher | None = None,
         ignored_nodes: Collection[str] = (NGINX_NODE,),
         on_end: Callable[[StreamRecord], None] | None = None,
@@ -57,12 +60,16 @@ class OriginLossReaper:
         self._ignored = frozenset(ignored_nodes)
         self._on_end = on_end
         self._clock = clock
+        self._heartbeat = heartbeat
         self._missing_since: dict[str, float] = {}
         self._registry_down = False
+        self._epoch: str | None = None
+        self._hold_until = 0.0
 
     async def sweep(self) -> list[StreamRecord]:
         """Compare the database with the registry once; return the streams this sweep ended."""
         try:
+            epoch = await self._registry.epoch()
             registered = {location.slug for location in await self._registry.list()}
         except RegistryUnavailable as exc:
             if not self._registry_down:
@@ -71,10 +78,17 @@ class OriginLossReaper:
             # What went missing during the outage is unknown: start counting afresh once it answers.
             self._missing_since.clear()
             return []
-        if self._registry_down:
-            log.info("registry reachable again")
-            self._registry_down = False
         now = self._clock()
+        if self._registry_down or (self._epoch is not None and epoch != self._epoch):
+            log.info(
+                "registry %s; origins have %.1f s to re-register before their streams count as lost",
+                "reachable again" if self._registry_down else "restarted",
+                self._heartbeat + self._grace,
+            )
+            self._registry_down = False
+            self._hold_until = now + self._heartbeat + self._grace
+            self._missing_since.clear()
+        self._epoch = epoch
         live = await self._db.streams.list(StreamStatus.LIVE)
         self._missing_since = {
             stream_id: since
@@ -87,7 +101,7 @@ class OriginLossReaper:
                 self._missing_since.pop(record.id, None)
                 continue
             since = self._missing_since.setdefault(record.id, now)
-            if now - since < self._grace:
+            if now - since < self._grace or now < self._hold_until:
                 continue
             result = await self._end_lost(record)
             self._missing_since.pop(record.id, None)

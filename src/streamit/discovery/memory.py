@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import time
+import uuid
 from collections.abc import Callable
 
 from streamit.discovery.location import StreamLocation, is_valid_slug
@@ -25,6 +26,7 @@ class MemoryRegistry:
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._entries: dict[str, tuple[StreamLocation, float]] = {}
+        self._epoch = uuid.uuid4().hex
 
     def _live(self, slug: str) -> StreamLocation | None:
         found = self._entries.get(slug)
@@ -65,6 +67,10 @@ class MemoryRegistry:
     async def list(self) -> builtins.list[StreamLocation]:
         """Every live entry, sorted by slug."""
         return [location for slug in sorted(self._entries) if (location := self._live(slug)) is not None]
+
+    async def epoch(self) -> str:
+        """This registry's identity: entries are only lost with the process that holds them."""
+        return self._epoch
 
     async def close(self) -> None:
         """Forget every entry."""

@@ -194,6 +194,12 @@ class RedisRegistry:
             if (location := self._verified(slug, fields)) is not None
         ]
 
+    async def epoch(self) -> str:
+        """The Redis server's ``run_id``: a new one after every restart (which, without persistence, loses
+        every entry)."""
+        info: dict[str, Any] = await self._call(lambda: self._redis.info("server"))
+        return str(info.get("run_id", ""))
+
     async def close(self) -> None:
         """Close the connection pool."""
         await self._redis.aclose()

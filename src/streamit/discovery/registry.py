@@ -37,6 +37,14 @@ class Registry(Protocol):
         """Every live, authentic entry, sorted by slug."""
         ...
 
+    async def epoch(self) -> str:
+        """Names the store's current life: it changes when the store lost every entry at once (a restart).
+
+        Entries missing right after a new epoch are not evidence of a dead origin: origins re-register on
+        their next heartbeat.
+        """
+        ...
+
     async def close(self) -> None:
         """Release connections; the registry must not be used afterwards."""
         ...
