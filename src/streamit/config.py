@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     """Signs outgoing callbacks and webhooks with HMAC-SHA256 when set."""
     webhook_urls: list[str] = Field(default_factory=list)
     """Receivers of JSON ``stream.live`` / ``stream.ended`` events."""
+    web_vendor_dir: Path | None = None
+    """``node_modules`` holding the web pages' npm assets (hls.js); default: ``./node_modules``, else the
+    source checkout's (``npm ci`` installs them)."""
 
     @field_validator("data_dir")
     @classmethod
