@@ -80,11 +80,11 @@ class LocationCache:
         self.registry_calls += 1
         try:
             location = await self.resolver.lookup(slug)
-        except OSError:
+        except OSError as exc:
             entry = self._entries.get(slug)
             if entry is None or entry.location is None or self.clock() >= entry.usable_until:
                 raise
-            log.warning("registry lookup of %s failed; using its last known origin", slug, exc_info=True)
+            log.warning("registry lookup of %s failed (%s); using its last known origin", slug, exc)
             return entry.location
         now = self.clock()
         ttl = self.ttl if location is not None else self.negative_ttl
