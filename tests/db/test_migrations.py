@@ -18,7 +18,7 @@ from streamit.db.database import MIGRATIONS_DIR
 from streamit.db.keys import generate_stream_key, hash_stream_key
 from streamit.db.models import Base
 
-ALL_TABLES = {"streams", "api_tokens", "publish_sessions", "alembic_version"}
+ALL_TABLES = {"streams", "api_tokens", "publish_sessions", "users", "web_sessions", "alembic_version"}
 
 
 def _config(connection: Connection) -> Config:

@@ -1,7 +1,8 @@
 """Stream catalogue: SQLAlchemy models, the stream repository and Alembic migrations.
 
 Callers see only plain records (:class:`StreamRecord`, :class:`SessionRecord`, :class:`TokenRecord`,
-:class:`MediaInfo`) and :class:`Database` with its repositories.
+:class:`MediaInfo`, :class:`UserRecord`, :class:`WebSessionRecord`) and :class:`Database` with its
+repositories.
 """
 
 from streamit.db.database import Database
@@ -10,6 +11,7 @@ from streamit.db.repository import StreamRepository
 from streamit.db.sessions import SessionRepository
 from streamit.db.slugs import RESERVED_SLUGS, validate_slug
 from streamit.db.tokens import TokenRepository
+from streamit.db.users import UserRecord, UserRepository, WebSessionRecord, WebSessionRepository
 from streamit.db.vault import KeyVault
 from streamit.errors import DatabaseUnavailable, InvalidSlug, InvalidTransition, SlugTaken
 
@@ -29,5 +31,9 @@ __all__ = [
     "StreamStatus",
     "TokenRecord",
     "TokenRepository",
+    "UserRecord",
+    "UserRepository",
+    "WebSessionRecord",
+    "WebSessionRepository",
     "validate_slug",
 ]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
+from argon2 import PasswordHasher
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidRequestError
@@ -18,6 +19,7 @@ from streamit.db.records import SessionRecord
 from streamit.db.repository import StreamRepository
 from streamit.db.sessions import SessionRepository
 from streamit.db.tokens import TokenRepository
+from streamit.db.users import UserRepository, WebSessionRepository
 from streamit.db.vault import KeyVault
 from streamit.errors import ConfigError, DatabaseUnavailable, InvalidTransition, NotFound
 
@@ -73,10 +75,13 @@ class Database:
     """A connection pool to the catalogue (``sqlite+aiosqlite:///…`` or ``postgresql+asyncpg://…``).
 
     ``vault`` encrypts new stream keys so owners can read them again (:meth:`StreamRepository.reveal_key`);
-    without it keys are stored only hashed.
+    without it keys are stored only hashed.  ``password_hasher`` hashes studio passwords (default: argon2id
+    with argon2-cffi's recommended parameters).
     """
 
-    def __init__(self, url: str, *, vault: KeyVault | None = None) -> None:
+    def __init__(
+        self, url: str, *, vault: KeyVault | None = None, password_hasher: PasswordHasher | None = None
+    ) -> None:
         try:
             parsed = make_url(url)
         except ArgumentError as exc:
@@ -102,6 +107,8 @@ class Database:
         self._streams = StreamRepository(sessionmaker, vault)
         self._tokens = TokenRepository(sessionmaker)
         self._sessions = SessionRepository(sessionmaker)
+        self._users = UserRepository(sessionmaker, password_hasher)
+        self._web_sessions = WebSessionRepository(sessionmaker)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -133,6 +140,16 @@ class Database:
     def sessions(self) -> SessionRepository:
         """The publish sessions."""
         return self._sessions
+
+    @property
+    def users(self) -> UserRepository:
+        """The studio users."""
+        return self._users
+
+    @property
+    def web_sessions(self) -> WebSessionRepository:
+        """The studio's signed-in browser sessions."""
+        return self._web_sessions
 
     async def recover_node(self, node: str, now: datetime) -> list[SessionRecord]:
         """Start-up crash recovery for ``node``: close the sessions it left open with reason ``crash``.

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Enum,
@@ -101,6 +102,10 @@ class StreamRow(Base):
     channels: Mapped[int | None] = mapped_column(Integer)
     bitrate_kbps: Mapped[int | None] = mapped_column(Integer)
     viewers: Mapped[int] = mapped_column(Integer, default=0)
+    # The studio user who manages the stream; NULL for streams made by the CLI or API (admins only).
+    owner_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
 
 
 class TokenRow(Base):
@@ -138,3 +143,30 @@ class SessionRow(Base):
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     end_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class UserRow(Base):
+    """One row of ``users``: a studio account; the password is stored only as an argon2 hash."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class WebSessionRow(Base):
+    """One row of ``web_sessions``: a signed-in browser, found by the SHA-256 of its cookie token."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())

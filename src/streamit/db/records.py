@@ -52,6 +52,8 @@ class StreamRecord:
     media: MediaInfo
     bitrate_kbps: int | None
     viewers: int
+    owner_id: str | None = None
+    """The studio user managing the stream; ``None`` for streams made by the CLI or API."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ def _record(row: StreamRow) -> StreamRecord:
         ),
         bitrate_kbps=row.bitrate_kbps,
         viewers=row.viewers,
+        owner_id=row.owner_id,
     )
 
 
@@ -75,9 +76,11 @@ class StreamRepository(Repository):
         return None if self._vault is None else self._vault.encrypt(key)
 
     async def create(
-        self, title: str, *, slug: str | None = None, description: str = ""
+        self, title: str, *, slug: str | None = None, description: str = "", owner_id: str | None = None
     ) -> tuple[StreamRecord, str]:
         """Create a ``DRAFT`` stream; return it with its plaintext key (stored only hashed and encrypted).
+
+        ``owner_id`` names the studio user who manages it (``None``: only admins see it in the studio).
 
         Without ``slug`` one is derived from ``title`` (a random suffix is added when taken or reserved).
         Raises :class:`InvalidSlug` for a malformed or reserved ``slug`` and :class:`SlugTaken` if in use.
@@ -104,6 +107,7 @@ class StreamRepository(Repository):
                 key_ciphertext=self._ciphertext(key),
                 created_at=datetime.now(UTC),
                 viewers=0,
+                owner_id=owner_id,
             )
             # The unique constraint decides collisions, also between concurrent creators; a single
             # INSERT per transaction also never needs SQLite to upgrade a read lock to a write lock.
@@ -142,11 +146,15 @@ class StreamRepository(Repository):
                 return None
             return _record(row)
 
-    async def list(self, status: StreamStatus | None = None) -> builtins.list[StreamRecord]:
-        """All streams (or those with ``status``), newest first."""
+    async def list(
+        self, status: StreamStatus | None = None, *, owner_id: str | None = None
+    ) -> builtins.list[StreamRecord]:
+        """All streams (or those with ``status``, or owned by ``owner_id``), newest first."""
         query = select(StreamRow).order_by(StreamRow.created_at.desc(), StreamRow.id)
         if status is not None:
             query = query.where(StreamRow.status == status)
+        if owner_id is not None:
+            query = query.where(StreamRow.owner_id == owner_id)
         async with self._sessions() as session:
             rows = await session.scalars(query)
             return [_record(row) for row in rows]
