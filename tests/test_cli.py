@@ -256,6 +256,10 @@ def test_every_command_takes_the_common_flags() -> None:
         ["streams", "show"],
         ["streams", "rotate-key"],
         ["streams", "delete"],
+        ["users", "create"],
+        ["users", "list"],
+        ["users", "delete"],
+        ["users", "set-password"],
         ["db", "upgrade"],
     ):
         result = CliRunner().invoke(main, [*path, "--help"])
@@ -310,3 +314,58 @@ def test_cli_created_keys_are_revealable_with_the_data_dir_secret(data_dir: Path
             await db.close()
 
     assert asyncio.run(reveal()) == created["stream_key"]
+
+
+def _authenticate(data_dir: Path, username: str, password: str) -> bool:
+    async def check() -> bool:
+        db = Database(f"sqlite+aiosqlite:///{data_dir / 'streamit.db'}")
+        try:
+            return await db.users.authenticate(username, password) is not None
+        finally:
+            await db.close()
+
+    return asyncio.run(check())
+
+
+def test_users_create_list_set_password_delete(data_dir: Path) -> None:
+    created = run(data_dir, "users", "create", "Admin", "--admin", "--password-stdin", input="s3cret pass\n")
+    assert created.exit_code == 0, created.output
+    assert "created admin admin" in created.stdout
+    assert b"s3cret pass" not in (data_dir / "streamit.db").read_bytes()
+    assert _authenticate(data_dir, "admin", "s3cret pass")
+    plain = run(data_dir, "users", "create", "bob", "--password-stdin", input="bobs password\n")
+    assert plain.exit_code == 0 and "created user bob" in plain.stdout
+    duplicate = run(data_dir, "users", "create", "BOB", "--password-stdin", input="whatever123\n")
+    assert duplicate.exit_code != 0 and "already exists" in duplicate.output
+    short = run(data_dir, "users", "create", "carol", "--password-stdin", input="short\n")
+    assert short.exit_code != 0 and "at least 8" in short.output
+    listed = json.loads(run(data_dir, "users", "list", "--json").stdout)
+    assert [(u["username"], u["is_admin"]) for u in listed] == [("admin", True), ("bob", False)]
+    assert listed[0]["last_login_at"] is not None and listed[1]["last_login_at"] is None
+    text_list = run(data_dir, "users", "list").stdout
+    assert "admin" in text_list and "bob" in text_list and "password" not in text_list
+
+    changed = run(data_dir, "users", "set-password", "bob", "--password-stdin", input="new password\n")
+    assert changed.exit_code == 0, changed.output
+    assert _authenticate(data_dir, "bob", "new password")
+    assert not _authenticate(data_dir, "bob", "bobs password")
+    missing = run(data_dir, "users", "set-password", "nobody", "--password-stdin", input="new password\n")
+    assert missing.exit_code != 0 and "no user" in missing.output
+
+    assert run(data_dir, "users", "delete", "bob", input="n\n").exit_code != 0
+    assert run(data_dir, "users", "delete", "bob", "--yes").exit_code == 0
+    assert not _authenticate(data_dir, "bob", "new password")
+    gone = run(data_dir, "users", "delete", "bob", "--yes")
+    assert gone.exit_code != 0 and "no user" in gone.output
+    assert [u["username"] for u in json.loads(run(data_dir, "users", "list", "--json").stdout)] == ["admin"]
+
+
+def test_users_create_prompts_hidden_with_confirmation(data_dir: Path) -> None:
+    mismatch = run(
+        data_dir, "users", "create", "dave", input="first pass\nsecond pass\nfirst pass\nfirst pass\n"
+    )
+    assert mismatch.exit_code == 0, mismatch.output
+    assert "do not match" in mismatch.output
+    assert "first pass" not in mismatch.output  # hidden input is not echoed
+    assert _authenticate(data_dir, "dave", "first pass")
+    assert run(data_dir, "users", "list").stdout.startswith("dave")

@@ -1,5 +1,5 @@
-"""The ``streamit`` command line: ``serve``, ``origin``, ``edge``, ``discovery``, ``streams …``, ``tokens …``
-and ``db``.
+"""The ``streamit`` command line: ``serve``, ``origin``, ``edge``, ``discovery``, ``streams …``, ``tokens …``,
+``users …`` and ``db``.
 
 Every command takes the same settings flags (``--data-dir``, ``--database-url`` …); unset flags fall back
 to ``STREAMIT_<FLAG>`` environment variables, then to ``--config FILE``, then to defaults.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -422,6 +423,95 @@ def revoke_token(name_or_id: str, settings: Settings) -> None:
     if not _run(_with_database(settings, lambda db: db.tokens.revoke(name_or_id))):
         raise click.ClickException(f"no token named or with id {name_or_id!r}")
     click.echo(f"revoked {name_or_id}")
+
+
+@main.group()
+def users() -> None:
+    """Manage studio users (sign-in at /studio); create the first admin with ``users create NAME --admin``."""
+
+
+def _password_options(func: CommandFunc) -> CommandFunc:
+    """Add ``--password-stdin`` and hand the command a ``password`` read from stdin or a hidden prompt."""
+
+    @click.option(
+        "--password-stdin",
+        is_flag=True,
+        help="Read the password from the first line of standard input (for scripts) instead of prompting.",
+    )
+    @functools.wraps(func)
+    def wrapper(*args: Any, password_stdin: bool, **kwargs: Any) -> Any:
+        if password_stdin:
+            line: str = sys.stdin.readline()
+            password = line.rstrip("\r\n")
+        else:
+            password = str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+        return func(*args, password=password, **kwargs)
+
+    return wrapper
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--admin", is_flag=True, help="May see and manage every stream and is shown as admin.")
+@_password_options
+@_settings_options
+def create_user(username: str, admin: bool, password: str, settings: Settings) -> None:
+    """Create a studio user (password: at least 8 characters, stored only as an argon2 hash)."""
+    record = _run(_with_database(settings, lambda db: db.users.create(username, password, is_admin=admin)))
+    role = "admin" if record.is_admin else "user"
+    click.echo(f"created {role} {record.username}")
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_settings_options
+def list_users(as_json: bool, settings: Settings) -> None:
+    """List studio users."""
+    records = _run(_with_database(settings, lambda db: db.users.list()))
+    rows = [
+        {
+            "id": r.id,
+            "username": r.username,
+            "is_admin": r.is_admin,
+            "created_at": r.created_at.isoformat(),
+            "last_login_at": r.last_login_at.isoformat() if r.last_login_at else None,
+        }
+        for r in records
+    ]
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo("no users")
+        return
+    width = max(len(r.username) for r in records)
+    for row in rows:
+        role = "admin" if row["is_admin"] else "user"
+        click.echo(f"{row['username']:<{width}}  {role:<5}  last sign-in {row['last_login_at'] or '-'}")
+
+
+@users.command("delete")
+@click.argument("username")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_settings_options
+def delete_user(username: str, yes: bool, settings: Settings) -> None:
+    """Delete a user and sign them out; their streams stay (then only admins manage them)."""
+    if not yes:
+        click.confirm(f"Delete user {username!r}?", abort=True)
+    if not _run(_with_database(settings, lambda db: db.users.delete(username))):
+        raise click.ClickException(f"no user named {username!r}")
+    click.echo(f"deleted {username}")
+
+
+@users.command("set-password")
+@click.argument("username")
+@_password_options
+@_settings_options
+def set_user_password(username: str, password: str, settings: Settings) -> None:
+    """Set a user's password; every browser they are signed in with is signed out."""
+    if not _run(_with_database(settings, lambda db: db.users.set_password(username, password))):
+        raise click.ClickException(f"no user named {username!r}")
+    click.echo(f"password changed for {username}")
 
 
 @main.group("db")
