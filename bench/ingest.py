@@ -28,6 +28,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import signal
@@ -57,6 +58,16 @@ MIB = 1024 * 1024
 SEGMENT_POLL_INTERVAL = 0.05
 RSS_SAMPLE_INTERVAL = 1.0
 STOP_GRACE_SECONDS = 10.0
+
+
+MARKED_SECTION = re.compile(r"^<!-- BEGIN (?P<name>\S+) -->\n.*?^<!-- END (?P=name) -->$", re.S | re.M)
+"""A section of docs/benchmarks.md written by another script (named after BEGIN); the report keeps it."""
+
+
+def with_marked_sections(report: str, previous: str) -> str:
+    """``report`` followed by the marked sections of the file it replaces (e.g. bench/edge.py's)."""
+    kept = [match.group(0) for match in MARKED_SECTION.finditer(previous)]
+    return "\n\n".join([report.rstrip("\n"), *kept]) + "\n"
 
 
 class BenchError(Exception):
@@ -1107,7 +1118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(results_tables(results, settings, references))
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(render_report(results, settings, references, clip, command))
+        previous = output.read_text() if output.exists() else ""
+        report = render_report(results, settings, references, clip, command)
+        output.write_text(with_marked_sections(report, previous))
         print(f"\nwritten to {output}")
     failed = [r for r in results if not r.valid]
     if failed:
