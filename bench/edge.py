@@ -83,7 +83,7 @@ SEGMENT_BYTES = 188 * 5578
 HIT_SEGMENT = f"seg{FIRST_SEQUENCE + SEGMENT_COUNT - 1}.ts"
 HIT_TARGETS = (("playlist", PLAYLIST_PATH), ("segment", f"/hls/{SLUG}/{HIT_SEGMENT}"))
 SERVERS = ("nginx", "edge")
-LIVE_CLIP_PATH = WORK_DIR / "edge-clip.flv"
+LIVE_CLIP_NAME = "edge-clip.flv"
 REQUEST_TIMEOUT = 10.0
 VIEWER_FAILURES = (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError)
 MB = 1_000_000
@@ -289,7 +289,7 @@ def check_redis(url: str) -> str:
     """Redis' version; ``BenchError`` when it does not answer."""
     client = redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3)
     try:
-        info: dict[str, Any] = client.info("server")  # type: ignore[assignment]
+        info: dict[str, Any] = client.info("server")
     except redis.RedisError as exc:
         raise BenchError(f"Redis at {url} does not answer ({exc}); give --redis-url") from None
     finally:
@@ -389,6 +389,7 @@ class Settings:
     redis_url: str
     streamit_executable: Path
     keep: bool
+    work_dir: Path = WORK_DIR
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -604,7 +605,7 @@ def parse_response_head(head: bytes) -> tuple[int, dict[str, str]]:
 
 async def read_chunked(reader: asyncio.StreamReader) -> bytes:
     """A chunked body (RFC 9112 §7.1), trailers skipped."""
-    parts = []
+    parts: list[bytes] = []
     while True:
         size_line = await reader.readuntil(b"\r\n")
         size = int(size_line.split(b";")[0].strip(), 16)
@@ -751,12 +752,13 @@ class FanoutResult:
         return sum(self.errors.values())
 
 
-def ensure_live_clip(children: Children) -> Path:
-    """A 30 s 360p clip with a 2 s GOP (so 2 s segments) in bench/.work/, generated once."""
-    if LIVE_CLIP_PATH.exists():
-        return LIVE_CLIP_PATH
-    WORK_DIR.mkdir(parents=True, exist_ok=True)
-    partial = LIVE_CLIP_PATH.with_suffix(".partial.flv")
+def ensure_live_clip(children: Children, work_dir: Path) -> Path:
+    """A 30 s 360p clip with a 2 s GOP (so 2 s segments) in ``work_dir``, generated once."""
+    clip = work_dir / LIVE_CLIP_NAME
+    if clip.exists():
+        return clip
+    work_dir.mkdir(parents=True, exist_ok=True)
+    partial = clip.with_suffix(".partial.flv")
     argv = [
         "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
         "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
@@ -768,13 +770,13 @@ def ensure_live_clip(children: Children) -> Path:
         "-c:a", "aac", "-b:a", "64k", "-ac", "2",
         "-f", "flv", str(partial),
     ]  # fmt: skip
-    print(f"generating {LIVE_CLIP_PATH} (30 s 360p) …", flush=True)
-    log = WORK_DIR / "edge-clip.log"
+    print(f"generating {clip} (30 s 360p) …", flush=True)
+    log = work_dir / "edge-clip.log"
     proc = children.spawn(argv, log)
     if proc.wait() != 0:
         raise BenchError(f"clip generation failed:\n{log_tail(log)}")
-    partial.rename(LIVE_CLIP_PATH)
-    return LIVE_CLIP_PATH
+    partial.rename(clip)
+    return clip
 
 
 def create_stream(settings: Settings, data_dir: Path) -> str:
@@ -803,7 +805,7 @@ def playlist_segments(url: str) -> tuple[str, ...]:
 def measure_fanout(settings: Settings, cluster: Cluster, run_dir: Path) -> FanoutResult:
     """Part 2: ffmpeg → ``streamit origin`` → 2 edges → simulated viewers; origin fetches counted."""
     with Children() as children:
-        clip = ensure_live_clip(children)
+        clip = ensure_live_clip(children, settings.work_dir)
         data_dir = run_dir / "origin-data"
         http_port, rtmp_port = free_port(), free_port()
         origin = f"http://127.0.0.1:{http_port}"
@@ -833,7 +835,8 @@ def measure_fanout(settings: Settings, cluster: Cluster, run_dir: Path) -> Fanou
         try:
             wait_until(lambda: len(playlist_segments(origin + PLAYLIST_PATH)) >= 2, publisher, 30, "stream")
             for edge in edges:
-                wait_until(lambda e=edge: bool(playlist_segments(e + PLAYLIST_PATH)), proc, 15, "edge")
+                url = edge + PLAYLIST_PATH
+                wait_until(lambda: bool(playlist_segments(url)), proc, 15, "edge")  # noqa: B023
         except BenchError as exc:
             raise BenchError(f"{exc}\n{log_tail(log)}\n{log_tail(run_dir / 'publisher.log')}") from None
 
@@ -1061,7 +1064,9 @@ def write_section(path: Path, section: str) -> None:
     path.write_text(text)
 
 
-def results_json(hits: Sequence[HitResult], fanout: FanoutResult | None) -> dict[str, Any]:
+def results_json(
+    hits: Sequence[HitResult], fanout: FanoutResult | None, prefixes: Sequence[str]
+) -> dict[str, Any]:
     """Every number, for scripts and the harness's own test."""
     summaries = [
         dataclasses.asdict(s)
@@ -1079,6 +1084,7 @@ def results_json(hits: Sequence[HitResult], fanout: FanoutResult | None) -> dict
         "hits": [dataclasses.asdict(r) for r in hits],
         "hit_summaries": summaries,
         "fanout": fan,
+        "redis_prefixes": list(prefixes),
     }
 
 
@@ -1114,7 +1120,10 @@ def parse_args(argv: Sequence[str]) -> tuple[Settings, Path | None, Path | None]
         default=Path(sys.executable).parent / "streamit",
         help="the streamit executable (default: next to this python)",
     )
-    parser.add_argument("--keep", action="store_true", help="keep run directories (logs) in bench/.work")
+    parser.add_argument("--keep", action="store_true", help="keep run directories (logs) in the work dir")
+    parser.add_argument(
+        "--work-dir", type=Path, default=WORK_DIR, help="run directories and the clip (default bench/.work)"
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -1142,6 +1151,7 @@ def parse_args(argv: Sequence[str]) -> tuple[Settings, Path | None, Path | None]
         redis_url=args.redis_url,
         streamit_executable=args.streamit,
         keep=args.keep,
+        work_dir=args.work_dir,
     )
     if settings.runs < 1 or settings.duration <= 0 or settings.connections < 1 or settings.threads < 1:
         parser.error("--runs, --duration, --connections and --threads must be positive")
@@ -1153,8 +1163,8 @@ def parse_args(argv: Sequence[str]) -> tuple[Settings, Path | None, Path | None]
 
 @contextlib.contextmanager
 def run_directory(settings: Settings, label: str) -> Iterator[Path]:
-    WORK_DIR.mkdir(parents=True, exist_ok=True)
-    path = Path(WORK_DIR / f"{label}-{secrets.token_hex(4)}")
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.work_dir / f"{label}-{secrets.token_hex(4)}"
     path.mkdir()
     try:
         yield path
@@ -1163,7 +1173,17 @@ def run_directory(settings: Settings, label: str) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def run_benchmark(settings: Settings) -> tuple[list[HitResult], FanoutResult | None, str]:
+@dataclasses.dataclass
+class Outcome:
+    """Everything one benchmark run measured."""
+
+    hits: list[HitResult] = dataclasses.field(default_factory=list)
+    fanout: FanoutResult | None = None
+    redis_version: str = ""
+    redis_prefixes: list[str] = dataclasses.field(default_factory=list)
+
+
+def run_benchmark(settings: Settings) -> Outcome:
     tools = {"nginx", "wrk"} if "hits" in settings.parts else set()
     if "fanout" in settings.parts:
         tools |= {"ffmpeg"}
@@ -1173,24 +1193,24 @@ def run_benchmark(settings: Settings) -> tuple[list[HitResult], FanoutResult | N
             raise BenchError(f"{tool} not found on PATH{hint}")
     if not settings.streamit_executable.exists():
         raise BenchError(f"{settings.streamit_executable} not found (give --streamit)")
-    redis_version = check_redis(settings.redis_url)
-    hits: list[HitResult] = []
-    fanout = None
+    outcome = Outcome(redis_version=check_redis(settings.redis_url))
     if "hits" in settings.parts:
         cluster = Cluster.fresh(settings.redis_url)
+        outcome.redis_prefixes.append(cluster.prefix)
         try:
             with run_directory(settings, "edge-hits") as run_dir:
-                hits = measure_hits(settings, cluster, run_dir)
+                outcome.hits = measure_hits(settings, cluster, run_dir)
         finally:
             cluster.remove_keys()
     if "fanout" in settings.parts:
         cluster = Cluster.fresh(settings.redis_url)
+        outcome.redis_prefixes.append(cluster.prefix)
         try:
             with run_directory(settings, "edge-fanout") as run_dir:
-                fanout = measure_fanout(settings, cluster, run_dir)
+                outcome.fanout = measure_fanout(settings, cluster, run_dir)
         finally:
             cluster.remove_keys()
-    return hits, fanout, redis_version
+    return outcome
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1202,7 +1222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings, output, json_path = parse_args(raw_argv)
     command = shlex.join([".venv/bin/python", "bench/edge.py", *raw_argv])
     try:
-        hits, fanout, redis_version = run_benchmark(settings)
+        outcome = run_benchmark(settings)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -1212,6 +1232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as exc:
         print(f"stopped by signal {exc.signum}; everything started was stopped", file=sys.stderr)
         return 128 + exc.signum
+    hits, fanout = outcome.hits, outcome.fanout
     print()
     if hits:
         print(hits_tables(hits))
@@ -1219,10 +1240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print(fanout_table(fanout))
     if output is not None:
-        write_section(output, render_section(hits, fanout, settings, command, redis_version))
+        write_section(output, render_section(hits, fanout, settings, command, outcome.redis_version))
         print(f"\nwritten to {output}")
     if json_path is not None:
-        json_path.write_text(json.dumps(results_json(hits, fanout), indent=2))
+        json_path.write_text(json.dumps(results_json(hits, fanout, outcome.redis_prefixes), indent=2))
     if any(r.wrk.errors for r in hits):
         print("\nwrk saw errors: the cache-hit numbers are not valid", file=sys.stderr)
         return 1
