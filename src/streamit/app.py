@@ -21,7 +21,7 @@ from streamit.errors import InvalidInput
 from streamit.hooks import PublishCallbacks, WebhookDispatcher
 from streamit.origin import SegmentStoreRegistry, create_origin_router
 from streamit.servers.ingest import IngestService
-from streamit.servers.rtmp import RtmpServer
+from streamit.servers.rtmp import RtmpServer, tls_context
 from streamit.web import install_web
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,10 @@ async def run_node(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Configuration errors surface before anything starts.
+    tls = None
+    if settings.rtmps_port is not None:
+        tls = tls_context(settings.tls_cert_file, settings.tls_key_file)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database.from_settings(settings)
     await db.upgrade()
@@ -165,7 +169,7 @@ async def run_node(
     registry: Registry = cluster_registry if cluster_registry is not None else MemoryRegistry()
     registrar = _registrar(settings, registry, discovery_ttl, required=cluster_registry is not None)
     ingest = IngestService(settings, db, stores, callbacks=callbacks, webhooks=webhooks, registrar=registrar)
-    rtmp = RtmpServer(ingest, max_message_size=settings.rtmp_max_message_size)
+    rtmp = RtmpServer.from_settings(ingest, settings)
     app = create_app(settings, db, stores, ingest)
     http = EmbeddedUvicorn(
         uvicorn.Config(
@@ -178,6 +182,8 @@ async def run_node(
         )
     )
     await rtmp.start(settings.rtmp_host, settings.rtmp_port)
+    if tls is not None and settings.rtmps_port is not None:
+        await rtmp.start(settings.rtmp_host, settings.rtmps_port, tls=tls)
     http_task = asyncio.create_task(http.serve())
     reporter = asyncio.create_task(ingest.report_live_info())
     while not http.started and not http_task.done():

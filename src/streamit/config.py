@@ -49,6 +49,26 @@ class Settings(BaseSettings):
     # The newest segment is what live viewers fetch; older ones come from the page cache via disk.
     hls_memory_segments: int = Field(1, ge=0, le=100)
     rtmp_max_message_size: int = Field(8 * 1024 * 1024, ge=65536)
+    rtmp_max_connections: int = Field(1000, ge=1)
+    """RTMP connections this node accepts at once; more are closed on accept and logged."""
+    rtmp_max_connections_per_ip: int = Field(50, ge=1)
+    """RTMP connections from one IP address at once (a flood from one host cannot starve the others)."""
+    rtmp_handshake_timeout: float = Field(10.0, gt=0, le=600)
+    """Seconds from accept until the RTMP handshake must be complete, however slowly bytes trickle in."""
+    rtmp_idle_timeout: float = Field(30.0, gt=0, le=3600)
+    """Seconds an RTMP connection may go without sending a byte before it is closed."""
+    max_streams: int = Field(1000, ge=1)
+    """Streams this node ingests at once; further publishes are refused with ``NetStream.Publish.Failed``."""
+    publish_failure_limit: int = Field(10, ge=1)
+    """Refused publishes (unknown key …) one IP may have within ``publish_failure_window`` before it is
+    refused at once, without a database lookup, until the window has passed: key guessing is slowed down."""
+    publish_failure_window: float = Field(60.0, gt=0, le=86400)
+    rtmps_port: int | None = Field(None, ge=0, le=65535)
+    """RTMPS (RTMP over TLS) ingest port; needs ``tls_cert_file`` and ``tls_key_file``."""
+    tls_cert_file: Path | None = None
+    """PEM certificate chain for RTMPS."""
+    tls_key_file: Path | None = None
+    """PEM private key for RTMPS."""
     log_level: str = "INFO"
 
     node_id: str = Field(default_factory=socket.gethostname, min_length=1, max_length=128)

@@ -45,6 +45,7 @@ from streamit.rtmp import (
     VideoReceived,
 )
 from streamit.rtmp.events import Event
+from streamit.servers.limits import FailureLimiter
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,15 @@ class IngestService:
         self.webhooks = webhooks
         self.registrar = registrar
         self.channels: dict[str, Channel] = {}  # by stream id
+        self.publish_failures = FailureLimiter(
+            limit=settings.publish_failure_limit, window=settings.publish_failure_window
+        )
         self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def live_count(self) -> int:
+        """Streams with a publisher on this node."""
+        return sum(1 for channel in self.channels.values() if channel.owner is not None)
 
     def session(self, peer: str, conn: RtmpConnection, close: Callable[[], None]) -> IngestSession:
         """A new session for the RTMP connection ``conn`` from ``peer``; ``close`` closes its transport."""
@@ -307,17 +316,52 @@ class IngestSession:
             return
         key = event.name.split("?", 1)[0]
         call = self._publish_call(event.name)
+        service = self.service
+        failures = service.publish_failures
+        clock = asyncio.get_running_loop().time()
+        blocked = failures.blocked_for(call.addr, clock)
+        if blocked > 0:
+            # Refused before any lookup: a key guesser learns nothing and costs no database round trip.
+            self._refuse(
+                conn,
+                event.stream_id,
+                PublishRefused(
+                    "NetStream.Publish.BadName",
+                    f"too many refused publishes from {call.addr}; retry in {blocked:.0f} s",
+                ),
+                key,
+            )
+            return
         try:
             record = await self._authorise(key, call)
         except PublishRefused as refused:
+            if refused.code == "NetStream.Publish.BadName":
+                count = failures.record_failure(call.addr, asyncio.get_running_loop().time())
+                if count >= failures.limit:
+                    log.warning(
+                        "%s had %d refused publishes within %.0f s; refusing it at once for now",
+                        call.addr,
+                        count,
+                        failures.window,
+                    )
             self._refuse(conn, event.stream_id, refused, key)
             return
-        service = self.service
         channel = service.channel_for(record)
         if channel.ending is not None:
             # The previous publish's end must be stored before this one's start.
             await channel.ending
         previous = channel.owner
+        if previous is None and service.live_count >= service.settings.max_streams:
+            self._refuse(
+                conn,
+                event.stream_id,
+                PublishRefused(
+                    "NetStream.Publish.Failed",
+                    f"this server is at its limit of {service.settings.max_streams} live streams",
+                ),
+                key,
+            )
+            return
         if previous is not None and service.settings.takeover is TakeoverPolicy.REJECT:
             self._refuse(
                 conn,

@@ -3,23 +3,33 @@
 A protocol object per connection (no task per read, no per-read timeout objects): bytes go into the
 sans-I/O connection, its events go to the ingest session, and its replies go out.  While the session
 awaits the database for a publish, reading pauses, so events stay in order and TCP applies backpressure.
+
+Admission is bounded: connections in total and per IP (:class:`~streamit.servers.limits.ConnectionLimiter`),
+an absolute deadline for the handshake, and an idle timeout afterwards.  The same server listens for RTMPS
+(RTMP over TLS) on a second port when a certificate is configured.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, cast
 
-from streamit.errors import ProtocolError
+from streamit.config import Settings
+from streamit.errors import ConfigError, ProtocolError
 from streamit.rtmp import RtmpConnection
 from streamit.servers.ingest import IngestService, IngestSession
+from streamit.servers.limits import ConnectionLimiter
 
 log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 10.0
 IDLE_TIMEOUT = 30.0
+# C0 + C1 + C2 (RTMP 1.0 §5.2): once this much arrived, the handshake is over.
+_HANDSHAKE_BYTES = 1 + 1536 + 1536
 # Replies to a publisher are small; a peer that does not read them for this long is dead or hostile.
 WRITE_HIGH_WATER = 1024 * 1024
 
@@ -34,8 +44,10 @@ class RtmpProtocol(asyncio.Protocol):
         self.conn = RtmpConnection(max_message_size=server.max_message_size)
         self.session: IngestSession | None = None
         self.peer = "?"
-        self.last_activity = self.loop.time()
-        self.handshaken = False
+        self.ip = "?"
+        self.accepted_at = self.loop.time()
+        self.last_activity = self.accepted_at
+        self.admitted = False
         self._pending: asyncio.Task[None] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
 
@@ -43,12 +55,22 @@ class RtmpProtocol(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
         peername = self.transport.get_extra_info("peername")
+        self.ip = str(peername[0]) if isinstance(peername, tuple) else str(peername)
         self.peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
+        refusal = self.server.limiter.admit(self.ip)
+        if refusal is not None:
+            self.server.refused_connections += 1
+            log.warning("rtmp connection from %s refused: %s", self.peer, refusal)
+            self.transport.abort()
+            return
+        self.admitted = True
         self.session = self.server.ingest.session(self.peer, self.conn, self.close)
         self.server.connections.add(self)
-        self._watchdog = self.loop.call_later(HANDSHAKE_TIMEOUT, self._check_idle)
+        self._watchdog = self.loop.call_later(self.server.handshake_timeout, self._check_idle)
 
     def data_received(self, data: bytes) -> None:
+        if not self.admitted:
+            return
         self.last_activity = self.loop.time()
         try:
             self.conn.receive_data(data, self.last_activity)
@@ -110,15 +132,36 @@ class RtmpProtocol(asyncio.Protocol):
             self.transport.close()
 
     def _check_idle(self) -> None:
-        idle = self.loop.time() - self.last_activity
-        limit = IDLE_TIMEOUT if self.conn.bytes_received > 3073 else HANDSHAKE_TIMEOUT
+        now = self.loop.time()
+        if self.conn.bytes_received < _HANDSHAKE_BYTES:
+            # An absolute deadline: a peer trickling one byte at a time must not hold the slot forever.
+            late = now - self.accepted_at - self.server.handshake_timeout
+            if late >= 0:
+                log.info("rtmp connection from %s did not finish the handshake in time; closing", self.peer)
+                self.server.timed_out_connections += 1
+                self.abort()
+                return
+            self._watchdog = self.loop.call_later(-late, self._check_idle)
+            return
+        idle = now - self.last_activity
+        limit = self.server.idle_timeout
         if idle >= limit:
             log.info("rtmp connection from %s idle for %.0f s; closing", self.peer, idle)
+            self.server.timed_out_connections += 1
             self.close()
             return
         self._watchdog = self.loop.call_later(limit - idle, self._check_idle)
 
+    def abort(self) -> None:
+        """Drop the connection at once, without flushing (a hostile or dead peer)."""
+        if self.transport is not None:
+            self.transport.abort()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.admitted:
+            return
+        self.admitted = False
+        self.server.limiter.release(self.ip)
         self.server.connections.discard(self)
         if self._watchdog is not None:
             self._watchdog.cancel()
@@ -134,24 +177,61 @@ class RtmpProtocol(asyncio.Protocol):
 class RtmpServer:
     """Accepts RTMP connections and hands their events to the ingest service."""
 
-    def __init__(self, ingest: IngestService, *, max_message_size: int) -> None:
+    def __init__(
+        self,
+        ingest: IngestService,
+        *,
+        max_message_size: int,
+        max_connections: int = 1000,
+        max_connections_per_ip: int = 50,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        idle_timeout: float = IDLE_TIMEOUT,
+    ) -> None:
         self.ingest = ingest
         self.max_message_size = max_message_size
+        self.handshake_timeout = handshake_timeout
+        self.idle_timeout = idle_timeout
+        self.limiter = ConnectionLimiter(max_total=max_connections, max_per_ip=max_connections_per_ip)
         self.connections: set[RtmpProtocol] = set()
-        self._server: asyncio.Server | None = None
+        self.refused_connections = 0
+        self.timed_out_connections = 0
+        self._servers: list[asyncio.Server] = []
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen on ``host:port``; returns the bound port (useful with port 0)."""
+    @classmethod
+    def from_settings(cls, ingest: IngestService, settings: Settings) -> RtmpServer:
+        """A server with the limits of ``settings``."""
+        return cls(
+            ingest,
+            max_message_size=settings.rtmp_max_message_size,
+            max_connections=settings.rtmp_max_connections,
+            max_connections_per_ip=settings.rtmp_max_connections_per_ip,
+            handshake_timeout=settings.rtmp_handshake_timeout,
+            idle_timeout=settings.rtmp_idle_timeout,
+        )
+
+    async def start(self, host: str, port: int, *, tls: ssl.SSLContext | None = None) -> int:
+        """Listen on ``host:port`` (RTMPS when ``tls`` is given); returns the bound port (for port 0).
+
+        Can be called once for RTMP and once more for RTMPS; both share the limits and the ingest.
+        """
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: RtmpProtocol(self), host, port)
-        bound: int = self._server.sockets[0].getsockname()[1]
-        log.info("RTMP listening on %s:%d", host, bound)
+        server = await loop.create_server(
+            lambda: RtmpProtocol(self),
+            host,
+            port,
+            ssl=tls,
+            # The TLS handshake shares the RTMP handshake's deadline.
+            ssl_handshake_timeout=self.handshake_timeout if tls is not None else None,
+        )
+        self._servers.append(server)
+        bound: int = server.sockets[0].getsockname()[1]
+        log.info("%s listening on %s:%d", "RTMPS" if tls is not None else "RTMP", host, bound)
         return bound
 
     async def close(self) -> None:
         """Stop accepting, end every publish and close every connection."""
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         await self.ingest.shutdown()
         for connection in list(self.connections):
             connection.close()
@@ -162,5 +242,18 @@ class RtmpServer:
         for connection in list(self.connections):
             if connection.transport is not None:
                 connection.transport.abort()
-        if self._server is not None:
-            await self._server.wait_closed()
+        for server in self._servers:
+            await server.wait_closed()
+
+
+def tls_context(cert_file: Path | None, key_file: Path | None) -> ssl.SSLContext:
+    """The server-side TLS context of RTMPS; :class:`ConfigError` when the files are missing or unusable."""
+    if cert_file is None or key_file is None:
+        raise ConfigError("RTMPS needs tls_cert_file and tls_key_file (STREAMIT_TLS_CERT_FILE/KEY_FILE)")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the RTMPS certificate {cert_file} / key {key_file}: {exc}") from exc
+    return context
