@@ -48,6 +48,11 @@ class SampleQueue:
         return None if self._pending is None else self._pending.decode_time
 
     @property
+    def nominal_duration(self) -> int:
+        """The duration (ticks) assumed for a frame when no step was seen yet."""
+        return self._nominal
+
+    @property
     def last_step(self) -> int:
         """The most recent decode-time step between two frames (0 before the second frame)."""
         return self._last_step
