@@ -10,7 +10,15 @@ import httpx
 import pytest
 
 from tests.browser.conftest import PageLog, horizontal_overflow
-from tests.interop.conftest import Publisher, PublisherFactory, Server, wait_for
+from tests.interop.conftest import (
+    Publisher,
+    PublisherFactory,
+    Server,
+    free_port,
+    start_server,
+    stop_server,
+    wait_for,
+)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -185,3 +193,39 @@ def test_keyboard_reaches_the_player_controls_with_visible_focus(server: Server,
     )
     assert focused["text"] == "Skip to content"
     assert focused["outline"] != "none" and focused["width"] != "0px"
+
+
+def test_without_hls_js_the_page_says_so_and_falls_back_to_native_hls(
+    tmp_path: Path, ffmpeg: str, publishers: PublisherFactory, page: Page, page_log: PageLog
+) -> None:
+    empty = tmp_path / "empty-node-modules"
+    empty.mkdir()
+    srv = start_server(
+        tmp_path / "data",
+        tmp_path / "serve.log",
+        free_port(),
+        free_port(),
+        env={"STREAMIT_WEB_VENDOR_DIR": str(empty)},
+    )
+    try:
+        assert "hls.js is not installed" in srv.log()
+        slug, publisher = publish(srv, publishers, "no-library", seconds=60)
+        assert wait_for(lambda: playlist_has_segments(srv, slug), timeout=30), publisher.errors()
+        page.goto(f"{srv.http}/watch/{slug}")
+        message = page.locator("#player-error").inner_text()
+        assert "not installed" in message and "npm ci" in message
+        native = page.evaluate(
+            "() => document.createElement('video').canPlayType('application/vnd.apple.mpegurl') !== ''"
+        )
+        if native:
+            wait_for_playback(page, seconds=3)
+            assert video_state(page)["engine"] == "native"
+        else:
+            page.wait_for_function(
+                "() => document.getElementById('video').dataset.playerEngine === 'none'", timeout=30_000
+            )
+            assert "no native HLS" in page.locator("#player-error").inner_text()
+        assert page_log.csp_violations() == []
+        assert page_log.unexpected_console_errors(EXPECTED_CONSOLE) == []
+    finally:
+        stop_server(srv)

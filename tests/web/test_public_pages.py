@@ -229,6 +229,7 @@ async def test_hls_js_is_served_from_node_modules(site: Site) -> None:
         pytest.skip("hls.js is not installed (npm ci)")
     response = await site.client.get("/static/vendor/hls.min.js")
     assert response.status_code == 200
+    assert 'data-hls-js="installed"' in (await site.client.get("/")).text
     assert response.content == (vendor.node_modules / "hls.js" / "dist" / "hls.min.js").read_bytes()
     assert response.headers["content-type"] == "text/javascript; charset=utf-8"
     assert response.headers["x-content-type-options"] == "nosniff"
@@ -263,6 +264,7 @@ async def test_missing_hls_js_is_logged_and_said_on_the_watch_page(
     await site.db.streams.create("Show", slug="show", description="")
     page = (await site.client.get("/watch/show")).text
     assert 'data-hls-available="false"' in page
+    assert 'data-hls-js="missing"' in page
     assert "not installed" in page and "npm ci" in page
     response = await site.client.get("/static/vendor/hls.min.js")
     assert response.status_code == 404

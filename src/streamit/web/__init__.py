@@ -24,6 +24,7 @@ def install_web(app: FastAPI, db: Database, settings: Settings, *, live: LiveCon
     its key or deletes it.
     """
     vendor = VendorAssets.locate(settings)
+    app.state.hls_js_installed = vendor.has_hls_js
     app.add_middleware(SecurityHeadersMiddleware, csp=content_security_policy(settings))
     # The vendor route is in the public router, which must come before the /static mount that would
     # otherwise answer /static/vendor/... with a 404.

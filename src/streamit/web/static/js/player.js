@@ -24,7 +24,7 @@
  *
  * onStatus(state, message): state is "starting" | "loading" | "playing" | "buffering" | "recovering" |
  *   "muted" | "ended"; message is a sentence for a polite aria-live region ("" for "playing").  "playing" means
- *   any earlier error is over: clear the error region.
+ *   media flows (again) and any earlier error is over: clear the error region.
  * onError(message, { fatal }): a sentence for an assertive aria-live region.  fatal is true when playback
  *   stopped (the player is already retrying, or — for a browser without HLS — cannot play at all).
  *
@@ -47,6 +47,10 @@ export function loadHls() {
   if (window.Hls) {
     return Promise.resolve(window.Hls);
   }
+  // Pages say when the server has no hls.js (base.html), which spares a failing script load.
+  if (document.documentElement.dataset.hlsJs === "missing") {
+    return Promise.resolve(null);
+  }
   if (hlsLoad === null) {
     hlsLoad = new Promise((resolve) => {
       const script = document.createElement("script");
@@ -67,7 +71,8 @@ async function playlistReady(url) {
     return false;
   }
   const text = await response.text();
-  return text.includes("#EXTINF") || text.includes("#EXT-X-STREAM-INF");
+  // An ENDLIST playlist is what the previous broadcast left until the new one writes its first segment.
+  return (text.includes("#EXTINF") || text.includes("#EXT-X-STREAM-INF")) && !text.includes("#EXT-X-ENDLIST");
 }
 
 const NETWORK_WORDS = {
@@ -106,6 +111,9 @@ export function attachPlayer(video, hlsUrl, { onStatus = () => {}, onError = () 
   let attempt = 0;
   let lastMediaRecovery = -Infinity;
   let swappedAudioCodec = false;
+  // Set by a fatal error, cleared when media flows again (the video may never have stopped if its buffer
+  // outlasted the outage, so "playing" alone would leave a stale error on screen).
+  let troubled = false;
   const removers = [];
   const handle = {
     engine: null,
@@ -134,6 +142,7 @@ export function attachPlayer(video, hlsUrl, { onStatus = () => {}, onError = () 
   }
 
   function fatal(message) {
+    troubled = true;
     video.dataset.lastFatalError = message;
     onError(message, { fatal: true });
   }
@@ -164,10 +173,13 @@ export function attachPlayer(video, hlsUrl, { onStatus = () => {}, onError = () 
     }
   }
 
-  listen(video, "playing", () => {
+  function recovered() {
     attempt = 0;
+    troubled = false;
     onStatus("playing", "");
-  });
+  }
+
+  listen(video, "playing", recovered);
   listen(video, "waiting", () => onStatus("buffering", "Buffering…"));
   listen(video, "ended", () => onStatus("ended", "The stream has ended."));
 
@@ -232,7 +244,11 @@ export function attachPlayer(video, hlsUrl, { onStatus = () => {}, onError = () 
     hls.on(Hls.Events.ERROR, onHlsError);
     hls.on(Hls.Events.MANIFEST_PARSED, () => play());
     hls.on(Hls.Events.FRAG_BUFFERED, () => {
-      attempt = 0;
+      if (troubled) {
+        recovered();
+      } else {
+        attempt = 0;
+      }
     });
     hls.loadSource(hlsUrl);
     hls.attachMedia(video);
