@@ -202,6 +202,7 @@ async def test_expired_sessions_and_deleted_users_are_signed_out(studio: Studio)
         assert (await client.get("/studio")).status_code == 303
         await sign_in(client, "alice")
         assert client.cookies["streamit_session"] != token
+        assert len(await studio.db.web_sessions.list_for_user(studio.alice.id)) == 1  # expired one purged
         assert (await client.get("/studio")).status_code == 200
         assert await studio.db.users.delete("alice")
         assert (await client.get("/studio")).status_code == 303

@@ -311,6 +311,8 @@ def create_studio_router(
                 request, next_path=next_path, username=username, error=BAD_CREDENTIALS, status_code=401
             )
         guard.reset(key)
+        # Sign-ins are rare and already slow (argon2): a good moment to drop sessions nobody can use.
+        await db.web_sessions.purge_expired()
         _, token = await db.web_sessions.create(user.id)
         response = RedirectResponse(next_path, status_code=303)
         set_session_cookie(
