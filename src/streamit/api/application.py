@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 import streamit
 from streamit.api.hooks import create_hooks_router
+from streamit.api.limits import RequestBodyLimit
 from streamit.api.live_control import LiveControl
 from streamit.api.problems import install_error_handlers
 from streamit.api.routes import create_api_router
@@ -41,6 +42,7 @@ def create_api_app(
         redirect_slashes=False,
     )
     install_error_handlers(app)
+    app.add_middleware(RequestBodyLimit)
     app.include_router(create_api_router(db, settings, live=live))
     app.include_router(create_hooks_router(db, settings, webhooks=webhooks))
     return app
