@@ -132,6 +132,7 @@ def test_watch_page_before_publish_starts_by_itself_and_ends(
     )
     assert page.locator("#slate-ended").is_visible()
     assert "has ended" in page.locator("#slate-ended").inner_text()
+    assert "It ended at" in page.locator("#slate-ended").inner_text()
     assert page.locator("#offline-badge").inner_text() == "ENDED"
     assert not page.locator("#video").is_visible()
     assert page.evaluate("() => window.streamitTestMarker") == "same page"

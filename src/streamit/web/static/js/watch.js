@@ -23,6 +23,8 @@ const view = {
   viewersWrap: document.getElementById("viewers-wrap"),
   viewers: document.getElementById("viewers"),
   resolution: document.getElementById("resolution"),
+  endedAtWrap: document.getElementById("ended-at-wrap"),
+  endedAt: document.getElementById("ended-at"),
 };
 
 // One message per source, shown together: a player problem and lost contact with the API can overlap.
@@ -103,6 +105,11 @@ function render(stream) {
   video.hidden = !live;
   view.slateOffline.hidden = state !== "offline";
   view.slateEnded.hidden = state !== "ended";
+  if (stream.ended_at && view.endedAt.dateTime !== stream.ended_at) {
+    view.endedAt.dateTime = stream.ended_at;
+    view.endedAt.textContent = new Date(stream.ended_at).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+  }
+  view.endedAtWrap.hidden = !stream.ended_at;
   view.liveBadge.hidden = !live;
   view.offlineBadge.hidden = live;
   view.offlineBadge.textContent = state === "ended" ? "ENDED" : "OFFLINE";
