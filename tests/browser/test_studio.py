@@ -164,3 +164,46 @@ def test_signed_out_studio_pages_redirect_to_sign_in(server: Server, page: Page)
     assert page.url == f"{server.http}/studio/login?next=/studio/streams/{info.slug}"
     assert page.get_by_label("Username").is_visible() and page.get_by_label("Password").is_visible()
     assert info.stream_key not in page.content()
+
+
+def test_studio_works_on_a_phone_with_the_keyboard_alone(
+    server: Server, phone_page: Page, page_log: PageLog, screenshot: Callable[[Page, str], Path]
+) -> None:
+    page = phone_page
+    create_user(server, "bob", PASSWORD)
+    page.goto(f"{server.http}/studio")
+    assert horizontal_overflow(page) <= 0
+    with page.expect_navigation():
+        sign_in_with_keyboard(page, "bob", PASSWORD)
+    page.goto(f"{server.http}/studio/new")
+    assert horizontal_overflow(page) <= 0
+    page.locator("#title").focus()
+    page.keyboard.type("Pocket show with a rather long title that has to wrap on a small screen")
+    page.keyboard.press("Tab")
+    page.keyboard.type("pocket")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.url == f"{server.http}/studio/streams/pocket"
+    assert horizontal_overflow(page) <= 0
+
+    # Tab from the server field to the Reveal button; Enter reveals the key; focus stays visible.
+    page.locator("#rtmp-server").focus()
+    for _ in range(4):
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.id") == "reveal-key":
+            break
+    assert page.evaluate("() => document.activeElement.id") == "reveal-key"
+    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.getElementById('stream-key').value.startsWith('sk_')")
+    assert horizontal_overflow(page) <= 0
+    screenshot(page, "studio-phone")
+    page.goto(f"{server.http}/studio/streams/pocket/delete")
+    assert horizontal_overflow(page) <= 0
+    with page.expect_navigation():
+        page.get_by_role("button", name="Delete stream").click()
+    assert page.url == f"{server.http}/studio"
+    assert "You have no streams yet" in page.locator("main").inner_text()
+    assert page_log.csp_violations() == []
+    assert page_log.unexpected_console_errors(EXPECTED_CONSOLE) == []
