@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,3 +44,23 @@ def demux_flv(data: bytes) -> DemuxedFlv:
 
 def demux_file(path: Path) -> DemuxedFlv:
     return demux_flv(path.read_bytes())
+
+
+def make_flv(ffmpeg: str, path: Path, *, seconds: int, gop: int = 30, audio: bool = True) -> Path:
+    """An FLV made by ffmpeg: 160x90 H.264 (High, 2 B-frames, keyframe every ``gop`` frames at 30 fps)
+    and, if ``audio``, AAC-LC 48 kHz mono."""
+    command = [ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=30"]
+    if audio:
+        command += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-c:a", "aac", "-ac", "1"]
+    command += ["-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", str(gop)]
+    command += ["-sc_threshold", "0", "-t", str(seconds), "-f", "flv", str(path)]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    return path
+
+
+def make_audio_only_flv(ffmpeg: str, path: Path, *, seconds: int) -> Path:
+    """An FLV made by ffmpeg holding only AAC-LC 44.1 kHz stereo."""
+    command = [ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]
+    command += ["-c:a", "aac", "-ac", "2", "-t", str(seconds), "-f", "flv", str(path)]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    return path

@@ -194,12 +194,14 @@ def render_llhls_playlist(playlist: LlHlsPlaylist, *, skip: bool = False) -> str
         lines.append(f"#EXTINF:{format_duration(segment.duration)},")
         lines.append(segment.uri)
     if open_segment is not None:
-        if open_segment.discontinuity and segments:
-            lines.append("#EXT-X-DISCONTINUITY")
-        if open_segment.init_uri != current_init:
-            lines.append(f'#EXT-X-MAP:URI="{open_segment.init_uri}"')
-        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{format_date_time(open_segment.program_date_time)}")
-        lines.extend(_part_line(part) for part in open_segment.parts)
+        # The open segment's tags wait for its first part: a tag must be followed by what it applies to.
+        if open_segment.parts:
+            if open_segment.discontinuity and segments:
+                lines.append("#EXT-X-DISCONTINUITY")
+            if open_segment.init_uri != current_init:
+                lines.append(f'#EXT-X-MAP:URI="{open_segment.init_uri}"')
+            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{format_date_time(open_segment.program_date_time)}")
+            lines.extend(_part_line(part) for part in open_segment.parts)
         if not playlist.ended:
             lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{open_segment.next_part_uri}"')
     if playlist.ended:

@@ -17,6 +17,9 @@ Cutting rules (times on the *cutting track*: video when there is video, else aud
   sample's duration is the next DTS minus its own (ISO/IEC 14496-12), so each track's newest frame waits for
   its successor.  An audio frame received just before the cut therefore goes into the next part; sample
   timing stays exact and ``tfdt`` of each part equals the sum of the previous durations.
+* Should a part still be longer (a frame longer than the part target, or timing more irregular than the
+  jitter allowance), PART-TARGET is raised to the longest part, as EXT-X-TARGETDURATION is raised to the
+  longest segment, so the playlist never breaks the rule that each duration is within its target.
 * :meth:`LlHlsPackager.end` flushes the held-back frames with a guessed duration (the last step seen).
 
 A new codec configuration after the initialization segment was published closes the open segment; the
@@ -182,6 +185,7 @@ class LlHlsPackager:
         self._window: deque[SegmentEntry] = deque()
         self._expiring: deque[SegmentEntry] = deque()
         self._longest = Fraction(0)
+        self._longest_part = Fraction(0)
         self._next_msn = 0
         self._discontinuity_sequence = 0
         self._fragment_sequence = 1
@@ -249,7 +253,7 @@ class LlHlsPackager:
                 segments=tuple(self._window),
                 open_segment=open_segment,
                 target_duration=target_duration_for_segments(self._target, self._longest),
-                part_target=self._part_target,
+                part_target=max(self._part_target, self._longest_part),
                 discontinuity_sequence=self._discontinuity_sequence,
                 ended=self._ended,
             ),
@@ -393,6 +397,7 @@ class LlHlsPackager:
             data=media_fragment(self._fragment_sequence, runs),
         )
         self._fragment_sequence += 1
+        self._longest_part = max(self._longest_part, part.duration)
         self._parts.append(part)
         self._part_start = cut
         return [PartReady(part)]
