@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import struct
@@ -24,11 +25,13 @@ from streamit.hls import (
     SegmentExpired,
     SegmentReady,
 )
+from streamit.hls.packager import AUDIO_FRAMES_PER_PES
+from streamit.media.aac import iter_adts_frames
 from streamit.media.frame import MILLISECONDS, Frame, TrackKind
 from streamit.mpegts.muxer import AUDIO_PID, PMT_PID, TIMESTAMP_OFFSET, VIDEO_PID
 from tests.conftest import require_tool
 from tests.mpegts.flv_fixture import read_flv
-from tests.mpegts.ts_demux import check_continuity, parse_packets, parse_pes, split_annexb
+from tests.mpegts.ts_demux import TsPacket, check_continuity, parse_packets, parse_pes, split_annexb
 
 MEDIA = read_flv()
 T0 = datetime(2026, 5, 4, 3, 2, 1, tzinfo=UTC)
@@ -74,6 +77,23 @@ def first_video_pes_is_an_idr_with_parameter_sets(data: bytes) -> bool:
     return video[0].random_access and types[:3] == [9, 7, 8] and 5 in types
 
 
+def audio_frames_by_pes(packets: list[TsPacket], per_pes: int = AUDIO_FRAMES_PER_PES) -> list[int]:
+    """The raw AAC frame sizes in the audio PES, in order; each PES's PTS is its first frame's."""
+    sizes: list[int] = []
+    pes = parse_pes(packets, AUDIO_PID)
+    frames = iter(MEDIA.audio_frames)
+    for packet in pes:
+        units = list(iter_adts_frames(packet.data))
+        assert 1 <= len(units) <= per_pes
+        first = next(frames)
+        assert packet.pts == first.pts * 90 + TIMESTAMP_OFFSET
+        sizes.append(len(units[0][1]))
+        for _ in units[1:]:
+            sizes.append(len(next(frames).data))
+        assert [len(u[1]) for u in units] == sizes[-len(units) :]
+    return sizes
+
+
 def write_out(tmp_path: Path, events: list[PackagerEvent]) -> Path:
     for event in events:
         if isinstance(event, SegmentReady):
@@ -104,10 +124,34 @@ def test_fixture_is_cut_into_keyframe_aligned_segments() -> None:
     # Every frame is in exactly one segment, in order.
     packets = parse_packets(b"".join(s.data for s in segments))
     assert len(parse_pes(packets, VIDEO_PID)) == len(MEDIA.video_frames)
-    assert len(parse_pes(packets, AUDIO_PID)) == len(MEDIA.audio_frames)
+    assert audio_frames_by_pes(packets) == [len(f.data) for f in MEDIA.audio_frames]
     # The window holds metadata only.
     assert all(s.data == b"" for s in packager.segments)
     assert [s.name for s in packager.segments] == [s.name for s in segments]
+
+
+def test_grouped_audio_stays_inside_its_segment(tmp_path: Path) -> None:
+    packager = HlsPackager(audio_frames_per_pes=5)
+    packager.on_config(MEDIA.video)
+    packager.on_config(MEDIA.audio)
+    segments = ready(run(packager, MEDIA.frames) + packager.end())
+    in_segments = 0
+    for segment in segments:
+        assert first_video_pes_is_an_idr_with_parameter_sets(segment.data)
+        # Every audio PES is whole inside one segment (a cut one would not parse as ADTS frames).
+        for pes in parse_pes(parse_packets(segment.data), AUDIO_PID):
+            in_segments += len(list(iter_adts_frames(pes.data)))
+    assert in_segments == len(MEDIA.audio_frames)
+    packets = parse_packets(b"".join(s.data for s in segments))
+    assert audio_frames_by_pes(packets, per_pes=5) == [len(f.data) for f in MEDIA.audio_frames]
+    assert len(parse_pes(packets, AUDIO_PID)) < len(MEDIA.audio_frames) / 2
+    # No audio PES waits for a later segment: each segment's audio ends before the next one's keyframe.
+    for segment, following in itertools.pairwise(segments):
+        last_audio = parse_pes(parse_packets(segment.data), AUDIO_PID)[-1]
+        next_video = parse_pes(parse_packets(following.data), VIDEO_PID)[0]
+        assert last_audio.pts < next_video.decode_ts
+    with pytest.raises(ConfigError):
+        HlsPackager(audio_frames_per_pes=0)
 
 
 def test_events_come_in_store_order() -> None:

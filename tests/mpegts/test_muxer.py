@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamit.errors import LocalProtocolError, RemoteProtocolError, UnsupportedCodec
-from streamit.media.aac import AdtsWriter
+from streamit.media.aac import AdtsWriter, iter_adts_frames
 from streamit.media.frame import MILLISECONDS, MPEG_TS_CLOCK, Frame, TrackKind
 from streamit.mpegts.annexb import access_unit_annexb, parameter_sets_annexb
 from streamit.mpegts.muxer import (
@@ -28,6 +28,7 @@ from streamit.mpegts.muxer import (
 from tests.conftest import require_tool
 from tests.mpegts.flv_fixture import read_flv
 from tests.mpegts.ts_demux import (
+    TsPacket,
     check_continuity,
     parse_packets,
     parse_pes,
@@ -288,3 +289,101 @@ def test_ffmpeg_decodes_our_stream_without_errors(tmp_path: Path) -> None:
         [ffmpeg, "-v", "error", "-i", str(path), "-f", "null", "-"], capture_output=True, text=True
     )
     assert result.returncode == 0 and result.stderr == ""
+
+
+# --- audio grouping ---------------------------------------------------------------------------------------
+
+
+def grouped_audio(packets: list[TsPacket]) -> list[tuple[int, list[bytes]]]:
+    """Each audio PES as (PTS, the raw AAC frames of its ADTS units)."""
+    return [(p.pts, [raw for _, raw in iter_adts_frames(p.data)]) for p in parse_pes(packets, AUDIO_PID)]
+
+
+@pytest.mark.parametrize("per_pes", [2, 5, 8])
+def test_grouped_audio_keeps_every_frame_and_each_pes_takes_its_first_frames_pts(per_pes: int) -> None:
+    muxer = TsMuxer(MEDIA.video, MEDIA.audio, audio_frames_per_pes=per_pes)
+    packets = parse_packets(mux_all(muxer, MEDIA.frames) + muxer.flush_audio())
+    assert muxer.audio_pending == 0
+    check_continuity(packets)
+    groups = grouped_audio(packets)
+    assert [raw for _, frames in groups for raw in frames] == [f.data for f in MEDIA.audio_frames]
+    assert max(len(frames) for _, frames in groups) == per_pes
+    frames_iter = iter(MEDIA.audio_frames)
+    for pts, frames in groups:
+        first = next(frames_iter)
+        assert pts == ts90(first.pts)
+        for _ in frames[1:]:
+            next(frames_iter)
+    # Every PES still arrives before its decoding time: DTS at or after the latest PCR (§2.4.2).
+    latest_pcr = None
+    starts = {VIDEO_PID: iter(parse_pes(packets, VIDEO_PID)), AUDIO_PID: iter(parse_pes(packets, AUDIO_PID))}
+    for packet in packets:
+        if packet.pcr is not None:
+            latest_pcr = packet.pcr
+        if packet.unit_start and packet.pid in starts:
+            pes = next(starts[packet.pid])
+            assert latest_pcr is not None and pes.decode_ts >= latest_pcr
+
+
+def test_grouped_audio_only_program_keeps_pcrs_100_ms_apart() -> None:
+    muxer = TsMuxer(None, MEDIA.audio, audio_frames_per_pes=8)
+    frames = MEDIA.audio_frames[:200]
+    packets = parse_packets(mux_all(muxer, frames) + muxer.flush_audio())
+    groups = grouped_audio(packets)
+    assert sum(len(f) for _, f in groups) == len(frames) and max(len(f) for _, f in groups) > 1
+    pcrs = [p.pcr for p in parse_pes(packets, AUDIO_PID) if p.pcr is not None]
+    assert all(0 < b - a <= 9000 for a, b in itertools.pairwise(pcrs))
+
+
+def test_a_gap_or_jump_in_audio_time_starts_a_new_pes() -> None:
+    frames = MEDIA.audio_frames[:12]
+    gap = frames[4].dts + 500
+    later = [dataclasses.replace(f, pts=f.pts + gap, dts=f.dts + gap) for f in frames[5:]]
+    muxer = TsMuxer(MEDIA.video, MEDIA.audio, audio_frames_per_pes=20)  # video's PCRs: no span cap
+    groups = grouped_audio(parse_packets(mux_all(muxer, frames[:5] + later) + muxer.flush_audio()))
+    assert [len(f) for _, f in groups] == [5, 7]
+    assert groups[1][0] == ts90(later[0].pts)
+
+
+def test_psi_and_flush_end_a_group() -> None:
+    muxer = TsMuxer(MEDIA.video, MEDIA.audio, audio_frames_per_pes=5)
+    audio = MEDIA.audio_frames
+    assert muxer.mux(audio[0]) == b"" and muxer.mux(audio[1]) == b"" and muxer.audio_pending == 2
+    keyframe = next(f for f in MEDIA.video_frames if f.keyframe)
+    packets = parse_packets(
+        muxer.mux(dataclasses.replace(keyframe, pts=audio[1].pts, dts=audio[1].dts), psi=True)
+    )
+    # The held audio comes first, then the PSI that starts the segment, then the keyframe.
+    assert packets[0].pid == AUDIO_PID and [p.pid for p in packets].index(0) > 0
+    assert muxer.audio_pending == 0 and muxer.flush_audio() == b""
+
+
+def test_audio_grouping_errors_leave_the_group_intact() -> None:
+    muxer = TsMuxer(None, MEDIA.audio, audio_frames_per_pes=5)
+    muxer.mux(MEDIA.audio_frames[0])
+    with pytest.raises(RemoteProtocolError):
+        muxer.mux(Frame(TrackKind.AUDIO, 30, 30, MILLISECONDS, True, bytes(9000)))
+    assert muxer.audio_pending == 1
+    with pytest.raises(ValueError):
+        TsMuxer(None, MEDIA.audio, audio_frames_per_pes=0)
+
+
+def test_ffprobe_reads_grouped_audio(tmp_path: Path) -> None:
+    ffprobe = require_tool("ffprobe")
+    muxer = TsMuxer(MEDIA.video, MEDIA.audio, audio_frames_per_pes=5)
+    path = tmp_path / "grouped.ts"
+    path.write_bytes(mux_all(muxer, MEDIA.frames) + muxer.flush_audio())
+    result = subprocess.run(
+        [ffprobe, "-v", "warning", "-show_packets", "-select_streams", "a", "-of", "json", str(path)],
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    assert result.stderr == ""
+    packets = json.loads(result.stdout)["packets"]
+    assert len(packets) == len(MEDIA.audio_frames)
+    # ffprobe derives the later frames of a PES from the AAC frame duration; the source's millisecond
+    # timestamps differ from that by their rounding only.
+    for packet, frame in zip(packets, MEDIA.audio_frames, strict=True):
+        assert abs(int(packet["pts"]) - ts90(frame.pts)) <= 180
+        assert int(packet["size"]) == len(frame.data) + 7  # with its ADTS header

@@ -9,6 +9,14 @@ Timing model (all in the 90 kHz clock, modulo 2**33):
 * PCR is written on the PCR PID (video, or audio for an audio-only program) on keyframes, on the first PES
   after :meth:`TsMuxer.psi`, and whenever waiting one more frame would leave more than 100 ms between PCRs
   (ISO/IEC 13818-1 §2.7.2).  A PCR that goes backwards (republish) carries the discontinuity_indicator.
+
+Audio grouping (``audio_frames_per_pes`` > 1, as ffmpeg and nginx-rtmp do): consecutive AAC frames share
+one PES, whose PTS is its first frame's; a demuxer derives the others from the ADTS frame durations.  A
+group is written out when it is full, before a frame that does not follow on in time (gap, jump, different
+PTS-DTS offset), before a video PES whose DTS is ``PCR_LEAD`` or more past the group's first DTS (so every
+audio PES still arrives before its PTS: PTS ≥ PCR, ISO/IEC 13818-1 §2.4.2), in an audio-only program
+before its PES would span more than ``PCR_MAX_INTERVAL`` (the PCRs it carries stay 100 ms apart), and on
+:meth:`TsMuxer.flush_audio`.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from collections.abc import Callable
 from fractions import Fraction
 
 from streamit.errors import LocalProtocolError, RemoteProtocolError, UnsupportedCodec
-from streamit.media.aac import ADTS_HEADER_SIZE, AdtsWriter
+from streamit.media.aac import SAMPLING_FREQUENCIES, AdtsWriter
 from streamit.media.frame import MPEG_TS_CLOCK, AudioConfig, Frame, TrackKind, VideoConfig
 from streamit.mpegts.annexb import ACCESS_UNIT_DELIMITER, access_unit_annexb, parameter_sets_annexb
 from streamit.mpegts.psi import NULL_PID, pat_section, pmt_section
@@ -61,6 +69,9 @@ _pack_pcr_field = struct.Struct(">BIH").pack
 
 _VIDEO = TrackKind.VIDEO
 _AUDIO = TrackKind.AUDIO
+
+AAC_FRAME_SAMPLES = 1024
+"""Samples per AAC-LC frame (ISO/IEC 14496-3 §4.5.1.1)."""
 
 
 def _stuffing_adaptation_field(payload_size: int) -> bytes:
@@ -206,7 +217,19 @@ class TsMuxer:
     cut from its output form one continuous transport stream.
     """
 
-    def __init__(self, video: VideoConfig | None, audio: AudioConfig | None) -> None:
+    def __init__(
+        self, video: VideoConfig | None, audio: AudioConfig | None, *, audio_frames_per_pes: int = 1
+    ) -> None:
+        if audio_frames_per_pes < 1:
+            raise ValueError("audio_frames_per_pes must be at least 1")
+        self._audio_frames_per_pes = audio_frames_per_pes
+        # The ADTS frames of the audio PES being grouped, with the 90 kHz PTS/DTS (before the offset) of
+        # its first frame, the DTS the next frame must have to join it, and one frame's duration.
+        self._pending_audio: list[bytes] = []
+        self._pending_pts = 0
+        self._pending_dts = 0
+        self._pending_next_dts = 0
+        self._audio_frame_ticks = 0
         self._video: VideoConfig | None = None
         self._audio: AudioConfig | None = None
         self._parameter_sets = b""
@@ -240,6 +263,11 @@ class TsMuxer:
         """The current audio configuration."""
         return self._audio
 
+    @property
+    def audio_pending(self) -> int:
+        """How many audio frames wait in the open audio PES (see :meth:`flush_audio`)."""
+        return len(self._pending_audio)
+
     def set_config(self, config: VideoConfig | AudioConfig) -> None:
         """Add or replace the configuration of a track.
 
@@ -256,6 +284,10 @@ class TsMuxer:
                 raise UnsupportedCodec(f"audio codec {config.codec!r} cannot be muxed into MPEG-TS")
             self._adts = AdtsWriter(config)
             self._audio = config
+            # The core rate: an HE-AAC frame doubles both its samples and its output rate.
+            self._audio_frame_ticks = (
+                MPEG_TS_CLOCK.denominator * AAC_FRAME_SAMPLES // (SAMPLING_FREQUENCIES[config.sampling_index])
+            )
         self._update_pmt()
 
     def reset(self) -> None:
@@ -304,7 +336,10 @@ class TsMuxer:
         """The TS packets (a multiple of 188 bytes) carrying ``frame`` as one PES packet.
 
         With ``psi`` the packets are preceded by :meth:`psi`, as at the start of a segment.  Returns
-        ``b""`` for a video frame without any NAL unit (and then writes no PSI either).  Raises
+        ``b""`` for a video frame without any NAL unit (and then writes no PSI either).  With audio
+        grouping an audio frame may be held for a later PES (see the module docstring): the packets
+        returned are then those of the audio PES it completed, if any, and audio grouped so far is
+        written before the PSI of a ``psi`` call (call :meth:`flush_audio` first to keep it out).  Raises
         :class:`LocalProtocolError` when the frame's track has no configuration,
         :class:`RemoteProtocolError` for malformed frame data or a PTS before its DTS; an error leaves the
         muxer's state (continuity counters, PCR schedule) untouched.
@@ -336,29 +371,69 @@ class TsMuxer:
                 )
                 + ACCESS_UNIT_DELIMITER
             )
-            payload = b"".join(pieces)
-            writer = self._video_writer
-            random_access = frame.keyframe
-            carries_pcr = True
-        else:
-            if self._adts is None:
-                raise LocalProtocolError("audio frame muxed before an audio configuration was set")
-            data = frame.data
-            header = pes_header(
-                AUDIO_STREAM_ID,
-                (pts + TIMESTAMP_OFFSET) % TIMESTAMP_MODULUS,
-                (dts + TIMESTAMP_OFFSET) % TIMESTAMP_MODULUS,
-                ADTS_HEADER_SIZE + len(data),
+            # Audio grouped so far goes first, unless it could still wait without falling behind the PCR.
+            head = (
+                self.flush_audio()
+                if self._pending_audio and (psi or dts - self._pending_dts >= PCR_LEAD)
+                else b""
             )
-            payload = header + self._adts.header(len(data)) + data
-            writer = self._audio_writer
-            random_access = False
-            carries_pcr = self._video is None
-        head = self.psi() if psi else b""
+            if psi:
+                head += self.psi()
+            packets = self._write_pes(
+                self._video_writer, b"".join(pieces), dts, frame.keyframe, carries_pcr=True
+            )
+            return head + packets if head else packets
+        adts = self._adts
+        if adts is None:
+            raise LocalProtocolError("audio frame muxed before an audio configuration was set")
+        data = frame.data
+        unit = adts.header(len(data)) + data
+        pending = self._pending_audio
+        head = b""
+        if pending and (
+            psi
+            or abs(dts - self._pending_next_dts) > self._audio_frame_ticks // 2
+            or pts - dts != self._pending_pts - self._pending_dts
+            or (self._video is None and dts + self._audio_frame_ticks - self._pending_dts > PCR_MAX_INTERVAL)
+        ):
+            head = self.flush_audio()
+        if psi:
+            head += self.psi()
+        if not pending:
+            self._pending_pts = pts
+            self._pending_dts = dts
+        pending.append(unit)
+        self._pending_next_dts = dts + self._audio_frame_ticks
+        if len(pending) >= self._audio_frames_per_pes:
+            head += self.flush_audio()
+        return head
+
+    def flush_audio(self) -> bytes:
+        """The TS packets of the audio frames grouped so far, as one PES; ``b""`` if there are none."""
+        pending = self._pending_audio
+        if not pending:
+            return b""
+        payload = b"".join(pending) if len(pending) > 1 else pending[0]
+        pending.clear()
+        pts = self._pending_pts
+        dts = self._pending_dts
+        header = pes_header(
+            AUDIO_STREAM_ID,
+            (pts + TIMESTAMP_OFFSET) % TIMESTAMP_MODULUS,
+            (dts + TIMESTAMP_OFFSET) % TIMESTAMP_MODULUS,
+            len(payload),
+        )
+        return self._write_pes(
+            self._audio_writer, header + payload, dts, False, carries_pcr=self._video is None
+        )
+
+    def _write_pes(
+        self, writer: _PidWriter, payload: bytes, dts: int, random_access: bool, *, carries_pcr: bool
+    ) -> bytes:
         if carries_pcr and self._pcr_is_due(dts, random_access):
             # Every AAC frame is a random access point; in an audio-only program it is flagged when the
             # adaptation field is written anyway for the PCR, saving two bytes on the other frames.
-            flags = _AF_PCR | _AF_RANDOM_ACCESS if random_access or frame.track is _AUDIO else _AF_PCR
+            flags = _AF_PCR | _AF_RANDOM_ACCESS if random_access or writer is self._audio_writer else _AF_PCR
             if self._last_pcr_dts is not None and dts < self._last_pcr_dts:
                 flags |= _AF_DISCONTINUITY
             self._pcr_due = False
@@ -369,8 +444,7 @@ class TsMuxer:
             adaptation = _RANDOM_ACCESS_ONLY
         else:
             adaptation = b""
-        packets = writer.packetize(payload, adaptation)
-        return head + packets if psi else packets
+        return writer.packetize(payload, adaptation)
 
     def _pcr_is_due(self, dts: int, keyframe: bool) -> bool:
         """Whether the PES of the PCR track at ``dts`` must carry a PCR."""
