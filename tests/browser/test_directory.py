@@ -62,7 +62,10 @@ def test_live_stream_appears_without_reload_and_links_to_watch_page(
 
 
 def test_directory_fits_a_phone_and_is_server_rendered(
-    server: Server, publishers: PublisherFactory, phone_page: Page
+    server: Server,
+    publishers: PublisherFactory,
+    phone_page: Page,
+    screenshot: Callable[[Page, str], Path],
 ) -> None:
     info = server.create_stream("A title long enough to need wrapping on a small phone screen, surely")
     publishers.generated(server.rtmp_url(info.stream_key), seconds=60)
@@ -73,3 +76,4 @@ def test_directory_fits_a_phone_and_is_server_rendered(
     assert phone_page.locator(f'.stream-card[data-slug="{info.slug}"]').is_visible()
     assert horizontal_overflow(phone_page) <= 0
     assert phone_page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    screenshot(phone_page, "directory-phone")

@@ -166,13 +166,19 @@ def test_player_recovers_from_network_loss_and_says_so(
     assert page_log.csp_violations() == []
 
 
-def test_watch_page_fits_a_phone(server: Server, publishers: PublisherFactory, phone_page: Page) -> None:
+def test_watch_page_fits_a_phone(
+    server: Server,
+    publishers: PublisherFactory,
+    phone_page: Page,
+    screenshot: Callable[[Page, str], Path],
+) -> None:
     slug, publisher = publish(server, publishers, "phone", seconds=60)
     assert wait_for(lambda: playlist_has_segments(server, slug), timeout=30), publisher.errors()
     phone_page.goto(f"{server.http}/watch/{slug}")
     wait_for_playback(phone_page, seconds=1)
     assert horizontal_overflow(phone_page) <= 0
     assert phone_page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    screenshot(phone_page, "watch-phone")
 
 
 def test_unknown_stream_is_a_404_page(server: Server, page: Page) -> None:
