@@ -20,6 +20,7 @@ from streamit.discovery import DEFAULT_TTL, MemoryRegistry, OriginRegistrar, Reg
 from streamit.errors import InvalidInput
 from streamit.hooks import PublishCallbacks, WebhookDispatcher
 from streamit.origin import SegmentStoreRegistry, create_origin_router
+from streamit.servers.http import http_config
 from streamit.servers.ingest import IngestService
 from streamit.servers.rtmp import RtmpServer, tls_context
 from streamit.web import install_web
@@ -171,16 +172,7 @@ async def run_node(
     ingest = IngestService(settings, db, stores, callbacks=callbacks, webhooks=webhooks, registrar=registrar)
     rtmp = RtmpServer.from_settings(ingest, settings)
     app = create_app(settings, db, stores, ingest)
-    http = EmbeddedUvicorn(
-        uvicorn.Config(
-            app,
-            host=settings.http_host,
-            port=settings.http_port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-        )
-    )
+    http = EmbeddedUvicorn(http_config(app, settings, lifespan="off"))
     await rtmp.start(settings.rtmp_host, settings.rtmp_port)
     if tls is not None and settings.rtmps_port is not None:
         await rtmp.start(settings.rtmp_host, settings.rtmps_port, tls=tls)

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     """Refused publishes (unknown key …) one IP may have within ``publish_failure_window`` before it is
     refused at once, without a database lookup, until the window has passed: key guessing is slowed down."""
     publish_failure_window: float = Field(60.0, gt=0, le=86400)
+    http_max_connections: int = Field(10_000, ge=1)
+    """HTTP connections and requests in flight at once; beyond it uvicorn answers 503 instead of queueing."""
     rtmps_port: int | None = Field(None, ge=0, le=65535)
     """RTMPS (RTMP over TLS) ingest port; needs ``tls_cert_file`` and ``tls_key_file``."""
     tls_cert_file: Path | None = None

@@ -13,7 +13,6 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter
 
@@ -26,6 +25,7 @@ from streamit.discovery import DEFAULT_TTL, HlsFolderWatcher, RedisRegistry, nor
 from streamit.edge import create_edge_app
 from streamit.errors import ConfigError
 from streamit.hooks import WebhookDispatcher
+from streamit.servers.http import http_config
 from streamit.web import install_web
 
 log = logging.getLogger(__name__)
@@ -155,16 +155,7 @@ async def _serve_http(
     lifespan: Literal["auto", "on", "off"] = "off",
 ) -> None:
     """Serve ``app`` on the configured HTTP address until ``stopping`` is set or the server fails."""
-    http = EmbeddedUvicorn(
-        uvicorn.Config(
-            app,
-            host=settings.http_host,
-            port=settings.http_port,
-            log_level="warning",
-            access_log=False,
-            lifespan=lifespan,
-        )
-    )
+    http = EmbeddedUvicorn(http_config(app, settings, lifespan=lifespan))
     http_task = asyncio.create_task(http.serve())
     while not http.started and not http_task.done():
         await asyncio.sleep(0.01)

@@ -8,6 +8,7 @@ whose TCP connection is reset mid-stream leaves a valid, ended playlist.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import random
@@ -247,3 +248,52 @@ def test_publisher_reset_mid_stream_leaves_an_ended_valid_playlist(
         path.write_bytes(response.content)
         assert ffprobe_codecs(ffprobe, path) >= {"h264", "aac"}
     publisher.stop()
+
+
+def test_oversized_http_request_head_is_refused(strict_server: Server) -> None:
+    # A 64 KiB header arriving in one piece is answered 431 once parsed.
+    with socket.create_connection(("127.0.0.1", strict_server.http_port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 65536 + b"\r\n\r\n")
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:100]
+    # A header that never ends is cut off after 16 KiB instead of being buffered: the server closes the
+    # connection long before 16 MB went through.
+    sent = 0
+    with socket.create_connection(("127.0.0.1", strict_server.http_port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: ")
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            while sent < 16 * 1024 * 1024:
+                sent += sock.send(b"a" * 65536)
+    assert sent < 8 * 1024 * 1024
+    assert httpx.get(f"{strict_server.http}/healthz", timeout=5).status_code == 200
+
+
+def test_connections_per_ip_are_capped(tmp_path: Path, ffmpeg: str) -> None:
+    env = {"STREAMIT_RTMP_MAX_CONNECTIONS_PER_IP": "5", "STREAMIT_RTMP_HANDSHAKE_TIMEOUT": "30"}
+    srv = start_server(tmp_path / "data", tmp_path / "serve.log", free_port(), free_port(), env)
+    held: list[socket.socket] = []
+    try:
+        for _ in range(5):
+            sock = socket.create_connection(("127.0.0.1", srv.rtmp_port), timeout=5)
+            sock.sendall(b"\x03")
+            held.append(sock)
+        time.sleep(0.3)
+        with (
+            socket.create_connection(("127.0.0.1", srv.rtmp_port), timeout=5) as extra,
+            contextlib.suppress(ConnectionResetError, BrokenPipeError),
+        ):
+            extra.sendall(b"\x03" + bytes(1536))
+            assert extra.recv(4096) == b""  # closed at once, without a handshake reply
+        assert wait_for(lambda: "is at its limit of 5 connections" in srv.log(), 5), srv.log()
+        for sock in held:
+            sock.close()
+        held.clear()
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", srv.rtmp_port), timeout=5) as again:
+            again.sendall(b"\x03" + bytes(1536))
+            assert len(again.recv(4096)) > 0  # admitted again once the others left
+    finally:
+        for sock in held:
+            sock.close()
+        stop_server(srv)
+    assert "Traceback" not in srv.log(), srv.log()
