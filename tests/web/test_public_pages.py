@@ -212,6 +212,13 @@ async def test_watch_page_states(site: Site) -> None:
     assert draft.slug != ended.slug
 
 
+async def test_unknown_slug_is_escaped_on_the_404_page(site: Site) -> None:
+    response = await site.client.get("/watch/%3Cimg%20src=x%20onerror=%22alert(1)%22%3E")
+    assert response.status_code == 404
+    assert "<img" not in response.text
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in response.text
+
+
 async def test_unknown_stream_is_an_html_404(site: Site) -> None:
     response = await site.client.get("/watch/no-such-stream")
     assert response.status_code == 404
