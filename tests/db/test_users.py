@@ -209,3 +209,33 @@ async def test_streams_from_before_0003_have_no_owner(database_url: str) -> None
         assert await db.streams.list(owner_id=alice.id) == []
     finally:
         await db.close()
+
+
+class CountingHasher(PasswordHasher):
+    """A fast hasher that counts verifications, to see that unknown names cost a verification too."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+        self.verifications = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+        self.verifications += 1
+        return super().verify(hash, password)
+
+
+async def test_unknown_usernames_cost_a_verification_like_known_ones(database_url: str) -> None:
+    hasher = CountingHasher()
+    db = Database(database_url, password_hasher=hasher)
+    await db.upgrade()
+    try:
+        await db.users.create("alice", "correct horse")
+        for name, password in (
+            ("alice", "wrong password"),
+            ("mallory", "wrong password"),
+            ("not valid!", "x"),
+        ):
+            before = hasher.verifications
+            assert await db.users.authenticate(name, password) is None
+            assert hasher.verifications == before + 1, name
+    finally:
+        await db.close()

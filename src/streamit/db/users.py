@@ -164,6 +164,10 @@ class UserRepository(Repository):
         password: the answer time does not tell which usernames exist.  On success the sign-in time is
         noted and the hash is upgraded if the hasher's parameters changed since it was made.
         """
+        if self._dummy_hash is None:
+            # Made before the first lookup, whoever signs in first: were it made only for an unknown name,
+            # that one answer would be slower and tell the name does not exist.
+            self._dummy_hash = await self._hash(secrets.token_urlsafe(16))
         try:
             name = normalize_username(username)
         except InvalidInput:
@@ -173,8 +177,6 @@ class UserRepository(Repository):
             async with self._sessions() as session:
                 row = await session.scalar(select(UserRow).where(UserRow.username == name))
         if row is None:
-            if self._dummy_hash is None:
-                self._dummy_hash = await self._hash(secrets.token_urlsafe(16))
             await self._verify(self._dummy_hash, password[:MAX_PASSWORD_LENGTH])
             return None
         if not await self._verify(row.password_hash, password):
