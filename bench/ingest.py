@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import dataclasses
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -37,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -343,6 +345,129 @@ def wait_first_segments(
     return result
 
 
+LATE_LIMIT = 1.0
+"""A segment published more than this many seconds behind the stream's media time is late (not real time)."""
+
+FULL_COUNTS = (1, 10, 30, 60, 100)
+"""Publisher counts of ``--full``."""
+
+WATCH_INTERVAL = 0.1
+"""How often the playlist files are checked for a change (s): the resolution of lateness and lag."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SegmentSeen:
+    """A segment as it appeared in a playlist file."""
+
+    uri: str
+    duration: float  # EXTINF, s
+    program_date_time: datetime.datetime | None
+    appeared: float  # time.time() when the watcher first saw it listed
+
+
+def parse_segments(text: str) -> list[tuple[str, float, datetime.datetime | None]]:
+    """(URI, EXTINF s, EXT-X-PROGRAM-DATE-TIME or None) of each segment (RFC 8216 §4.3.2.1, §4.3.2.6)."""
+    out = []
+    duration = 0.0
+    pdt: datetime.datetime | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#EXTINF:"):
+            duration = float(line[8:].partition(",")[0])
+        elif line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+            pdt = datetime.datetime.fromisoformat(line.partition(":")[2].replace("Z", "+00:00"))
+        elif line and not line.startswith("#"):
+            out.append((line, duration, pdt))
+            pdt = None
+    return out
+
+
+class PlaylistWatcher:
+    """Watches playlist files on disk (no HTTP load on the server) and notes when each segment appears.
+
+    Both servers write their playlists to disk by rename, so a changed ``st_mtime_ns`` means a new playlist.
+    """
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = list(paths)
+        self.seen: list[dict[str, SegmentSeen]] = [{} for _ in self.paths]
+        self._mtimes: list[int] = [0] * len(self.paths)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="playlist-watcher", daemon=True)
+
+    def __enter__(self) -> PlaylistWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(WATCH_INTERVAL):
+            self.poll()
+
+    def poll(self) -> None:
+        """Check every file once."""
+        for i, path in enumerate(self.paths):
+            try:
+                mtime = path.stat().st_mtime_ns
+                if mtime == self._mtimes[i]:
+                    continue
+                text = path.read_text()
+            except (OSError, UnicodeDecodeError):
+                continue
+            now = time.time()
+            self._mtimes[i] = mtime
+            try:
+                segments = parse_segments(text)
+            except ValueError:
+                continue
+            seen = self.seen[i]
+            for uri, duration, pdt in segments:
+                if uri not in seen:
+                    seen[uri] = SegmentSeen(uri, duration, pdt, now)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Timeliness:
+    """How one stream's segments kept up with its media during the window."""
+
+    max_lateness_s: float | None  # worst drift behind media time; None: fewer than two segments seen
+    late_segments: int  # segments more than LATE_LIMIT behind
+    # Wall clock when the segment appeared − its EXT-X-PROGRAM-DATE-TIME (the wall clock of its first frame at
+    # the server): the segment's duration plus the packaging and publishing delay.
+    lags_s: tuple[float, ...]
+
+
+def timeliness(segments: Sequence[SegmentSeen], start: float, end: float) -> Timeliness:
+    """Lateness of the segments that appeared in [start, end] (wall clock, time.time()).
+
+    The first segment seen anchors the stream: segment k should appear (sum of the durations of the
+    segments between) after it.  Lateness is how much later it did; a server that keeps up stays near 0
+    (jitter of a polling interval and of the keyframe-aligned cut), one that falls behind grows without
+    bound.
+    """
+    ordered = sorted(segments, key=lambda s: s.appeared)
+    window = [s for s in ordered if start <= s.appeared <= end]
+    lags = tuple(
+        s.appeared - s.program_date_time.timestamp() for s in window if s.program_date_time is not None
+    )
+    if len(ordered) < 2:
+        return Timeliness(None, 0, lags)
+    anchor = ordered[0]
+    media = 0.0
+    worst: float | None = None
+    late = 0
+    for previous, segment in itertools.pairwise(ordered):
+        media += previous.duration
+        lateness = (segment.appeared - anchor.appeared) - media
+        if start <= segment.appeared <= end:
+            worst = lateness if worst is None else max(worst, lateness)
+            late += lateness > LATE_LIMIT
+    return Timeliness(worst, late, lags)
+
+
 # --------------------------------------------------------------------------------------------------------
 # The clip
 
@@ -458,6 +583,10 @@ class Server(Protocol):
         """Where the playlist of stream ``i`` is served over HTTP."""
         ...
 
+    def playlist_path(self, i: int) -> Path:
+        """Where the server writes the playlist of stream ``i`` on disk."""
+        ...
+
 
 def wait_until(check: Callable[[], bool], proc: subprocess.Popen[bytes], timeout: float, what: str) -> None:
     """Poll ``check`` until it holds; fail early if ``proc`` exits."""
@@ -557,6 +686,9 @@ class NginxServer:
     def playlist_url(self, i: int) -> str:
         return f"http://127.0.0.1:{self.http_port}/hls/bench-{i}.m3u8"
 
+    def playlist_path(self, i: int) -> Path:
+        return self.dir / "hls" / f"bench-{i}.m3u8"
+
 
 class StreamitServer:
     """``streamit serve`` on 127.0.0.1 with a fresh data directory; streams made with ``streamit streams``."""
@@ -624,6 +756,9 @@ class StreamitServer:
     def playlist_url(self, i: int) -> str:
         return f"http://127.0.0.1:{self.http_port}/hls/{self.slugs[i]}/index.m3u8"
 
+    def playlist_path(self, i: int) -> Path:
+        return self.data_dir / "hls" / self.slugs[i] / "index.m3u8"
+
 
 # --------------------------------------------------------------------------------------------------------
 # One measurement
@@ -644,6 +779,14 @@ class CellResult:
     rss_idle_bytes: int = 0
     rss_bytes: int = 0
     first_segments: tuple[float | None, ...] = ()
+    max_lateness_s: float | None = None
+    late_segments: int = 0
+    live_lag_s: float | None = None  # median of appearance − PROGRAM-DATE-TIME (Streamit writes PDT)
+
+    @property
+    def real_time(self) -> bool:
+        """Valid, and no segment of any stream fell more than LATE_LIMIT behind."""
+        return self.valid and self.late_segments == 0 and self.max_lateness_s is not None
 
     @property
     def valid(self) -> bool:
@@ -721,52 +864,79 @@ def measure_cell(
             publishers.append(children.spawn(argv, run_dir / f"publisher-{i}.log"))
         launched = started[0]
         urls = [server.playlist_url(i) for i in range(1, n + 1)]
-        first = wait_first_segments(client, urls, started, launched + settings.first_segment_timeout)
+        with PlaylistWatcher([server.playlist_path(i) for i in range(1, n + 1)]) as watcher:
+            first = wait_first_segments(client, urls, started, launched + settings.first_segment_timeout)
+            return _measure_window(
+                server, n, run, run_dir, settings, client, root, publishers, urls, first, rss_idle, launched,
+                watcher,
+            )  # fmt: skip
 
-        remaining_warmup = launched + settings.warmup - time.monotonic()
-        if remaining_warmup > 0:
-            time.sleep(remaining_warmup)
 
-        before = [fetch_playlist(client, url) for url in urls]
-        window_start = time.monotonic()
-        cpu_start = tree_cpu_seconds(root)
-        pub_start = processes_cpu_seconds([p.pid for p in publishers])
-        rss_samples = []
-        while time.monotonic() - window_start < settings.duration:
-            time.sleep(
-                min(RSS_SAMPLE_INTERVAL, max(0.0, settings.duration - (time.monotonic() - window_start)))
-            )
-            rss_samples.append(tree_rss_bytes(root))
-        cpu_end = tree_cpu_seconds(root)
-        pub_end = processes_cpu_seconds([p.pid for p in publishers])
-        window = time.monotonic() - window_start
-        after = [fetch_playlist(client, url) for url in urls]
+def _measure_window(
+    server: Server,
+    n: int,
+    run: int,
+    run_dir: Path,
+    settings: Settings,
+    client: httpx.Client,
+    root: int,
+    publishers: Sequence[subprocess.Popen[bytes]],
+    urls: Sequence[str],
+    first: Sequence[float | None],
+    rss_idle: int,
+    launched: float,
+    watcher: PlaylistWatcher,
+) -> CellResult:
+    """The steady-state window of :func:`measure_cell`, with the publishers running."""
+    remaining_warmup = launched + settings.warmup - time.monotonic()
+    if remaining_warmup > 0:
+        time.sleep(remaining_warmup)
 
-        live = sum(
-            1
-            for proc, b, a in zip(publishers, before, after, strict=True)
-            if proc.poll() is None and a is not None and a.segments and a != b
-        )
-        errors = []
-        dead = [i for i, proc in enumerate(publishers, 1) if proc.poll() is not None]
-        if dead:
-            tail = log_tail(run_dir / f"publisher-{dead[0]}.log", 3)
-            errors.append(
-                f"{len(dead)} publisher(s) exited early (publisher {dead[0]}: {tail or 'no output'})"
-            )
-        return CellResult(
-            server=server.name,
-            n=n,
-            run=run,
-            error="; ".join(errors) or None,
-            streams_live=live,
-            window_s=window,
-            server_cpu_s=cpu_end - cpu_start,
-            publisher_cpu_s=pub_end - pub_start,
-            rss_idle_bytes=rss_idle,
-            rss_bytes=int(statistics.median(rss_samples)),
-            first_segments=tuple(first),
-        )
+    before = [fetch_playlist(client, url) for url in urls]
+    wall_start = time.time()
+    window_start = time.monotonic()
+    cpu_start = tree_cpu_seconds(root)
+    pub_start = processes_cpu_seconds([p.pid for p in publishers])
+    rss_samples = []
+    while time.monotonic() - window_start < settings.duration:
+        time.sleep(min(RSS_SAMPLE_INTERVAL, max(0.0, settings.duration - (time.monotonic() - window_start))))
+        rss_samples.append(tree_rss_bytes(root))
+    cpu_end = tree_cpu_seconds(root)
+    pub_end = processes_cpu_seconds([p.pid for p in publishers])
+    window = time.monotonic() - window_start
+    wall_end = time.time()
+    after = [fetch_playlist(client, url) for url in urls]
+    watcher.poll()
+    timely = [timeliness(list(seen.values()), wall_start, wall_end) for seen in watcher.seen]
+    worst = [t.max_lateness_s for t in timely]
+    lags = [lag for t in timely for lag in t.lags_s]
+
+    live = sum(
+        1
+        for proc, b, a in zip(publishers, before, after, strict=True)
+        if proc.poll() is None and a is not None and a.segments and a != b
+    )
+    errors = []
+    dead = [i for i, proc in enumerate(publishers, 1) if proc.poll() is not None]
+    if dead:
+        tail = log_tail(run_dir / f"publisher-{dead[0]}.log", 3)
+        errors.append(f"{len(dead)} publisher(s) exited early (publisher {dead[0]}: {tail or 'no output'})")
+    return CellResult(
+        server=server.name,
+        n=n,
+        run=run,
+        error="; ".join(errors) or None,
+        streams_live=live,
+        window_s=window,
+        server_cpu_s=cpu_end - cpu_start,
+        publisher_cpu_s=pub_end - pub_start,
+        rss_idle_bytes=rss_idle,
+        rss_bytes=int(statistics.median(rss_samples)),
+        first_segments=tuple(first),
+        max_lateness_s=None if any(w is None for w in worst) else max(w for w in worst if w is not None),
+        late_segments=sum(t.late_segments for t in timely),
+        live_lag_s=statistics.median(lags) if lags else None,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -794,6 +964,9 @@ class Summary:
     publisher_ms_per_stream_s: float | None
     first_segment_median: float | None
     first_segment_max: float | None
+    max_lateness_s: float | None
+    live_lag_s: float | None
+    real_time: bool
 
 
 def summarize(results: Sequence[CellResult], server: str, n: int) -> Summary:
@@ -813,7 +986,16 @@ def summarize(results: Sequence[CellResult], server: str, n: int) -> Summary:
         publisher_ms_per_stream_s=median_or_none([r.publisher_ms_per_stream_s for r in ok]),
         first_segment_median=median_or_none([r.first_segment_median for r in ok]),
         first_segment_max=median_or_none([r.first_segment_max for r in ok]),
+        max_lateness_s=max((r.max_lateness_s for r in ok if r.max_lateness_s is not None), default=None),
+        live_lag_s=median_or_none([r.live_lag_s for r in ok]),
+        real_time=bool(cells) and all(r.real_time for r in cells),
     )
+
+
+def largest_real_time(summaries: Sequence[Summary], server: str) -> int | None:
+    """The largest N at which every run of ``server`` kept every stream live and in real time."""
+    kept = [s.n for s in summaries if s.server == server and s.real_time]
+    return max(kept) if kept else None
 
 
 def fmt(value: float | None, digits: int = 1, suffix: str = "") -> str:
@@ -840,19 +1022,27 @@ def results_tables(
         [
             "server", "N", "streams live (per run)", "server CPU ms / stream-s", "server CPU % of a core",
             "RSS total MiB", "RSS MiB / extra stream", "publisher CPU ms / stream-s",
-            "first segment s (median)", "first segment s (slowest)",
+            "first segment s (median)", "first segment s (slowest)", "worst segment lateness s",
+            "real time", "live lag s (PDT)",
         ],
         [
             [
                 s.server, str(s.n), s.streams_live + (f" ({s.failures} invalid)" if s.failures else ""),
                 fmt(s.cpu_ms_per_stream_s, 2), fmt(s.cpu_percent, 1), fmt(s.rss_mib, 1),
                 fmt(s.rss_per_stream_mib, 2), fmt(s.publisher_ms_per_stream_s, 2),
-                fmt(s.first_segment_median, 2), fmt(s.first_segment_max, 2),
+                fmt(s.first_segment_median, 2), fmt(s.first_segment_max, 2), fmt(s.max_lateness_s, 2),
+                "yes" if s.real_time else "no", fmt(s.live_lag_s, 2),
             ]
             for s in summaries
         ],
     )  # fmt: skip
     parts = [main]
+    parts.append(
+        "Largest N kept in real time (every stream live, no segment more than "
+        f"{LATE_LIMIT:g} s behind its media time, in every run): "
+        + ", ".join(f"{name} **{fmt(largest_real_time(summaries, name), 0)}**" for name in settings.servers)
+        + f" (of N = {', '.join(map(str, settings.counts))})"
+    )
     if not {"nginx", "streamit"} <= set(settings.servers):
         parts.append("No ratio table: it needs `--servers nginx,streamit`.")
     else:
@@ -892,15 +1082,17 @@ def raw_table(results: Sequence[CellResult]) -> str:
                     str(r.run), r.server, str(r.n), f"{r.streams_live}/{r.n}", f"{r.window_s:.1f}",
                     f"{r.server_cpu_s:.2f}", f"{r.cpu_ms_per_stream_s:.2f}", f"{r.rss_idle_bytes / MIB:.1f}",
                     f"{r.rss_bytes / MIB:.1f}", f"{r.publisher_cpu_s:.2f}",
-                    fmt(r.first_segment_median, 2), fmt(r.first_segment_max, 2), r.error or "",
+                    fmt(r.first_segment_median, 2), fmt(r.first_segment_max, 2), fmt(r.max_lateness_s, 2),
+                    str(r.late_segments), fmt(r.live_lag_s, 2), r.error or "",
                 ]
             )  # fmt: skip
         else:
-            rows.append([str(r.run), r.server, str(r.n), "", "", "", "", "", "", "", "", "", r.error or ""])
+            rows.append([str(r.run), r.server, str(r.n), *[""] * 12, r.error or ""])
     return markdown_table(
         [
             "run", "server", "N", "live", "window s", "server CPU s", "ms / stream-s", "RSS idle MiB",
-            "RSS MiB", "publisher CPU s", "first seg median s", "first seg slowest s", "notes",
+            "RSS MiB", "publisher CPU s", "first seg median s", "first seg slowest s", "worst lateness s",
+            "late segments", "live lag s", "notes",
         ],
         [[cell.replace("\n", " ").replace("|", "\\|") for cell in row] for row in rows],
     )  # fmt: skip
@@ -996,6 +1188,9 @@ settings (2 s segments, 6 in the playlist).
 def parse_args(argv: Sequence[str]) -> tuple[Settings, Path | None, bool]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--n", default=None, help="publisher counts, comma separated (default 1,10,30)")
+    parser.add_argument(
+        "--full", action="store_true", help=f"N = {','.join(map(str, FULL_COUNTS))} (the issue's whole range)"
+    )
     parser.add_argument("--runs", type=int, default=None, help="runs per configuration (default 3)")
     parser.add_argument("--duration", type=float, default=None, help="measurement window, s (default 20)")
     parser.add_argument("--warmup", type=float, default=None, help="warm-up after publishing, s (default 5)")
@@ -1018,7 +1213,8 @@ def parse_args(argv: Sequence[str]) -> tuple[Settings, Path | None, bool]:
     )
     args = parser.parse_args(argv)
     smoke = bool(args.smoke)
-    counts = tuple(int(x) for x in (args.n or ("1" if smoke else "1,10,30")).split(","))
+    default_counts = "1" if smoke else ",".join(map(str, FULL_COUNTS)) if args.full else "1,10,30"
+    counts = tuple(int(x) for x in (args.n or default_counts).split(","))
     servers = tuple(s.strip() for s in args.servers.split(",") if s.strip())
     for name in servers:
         if name not in ("nginx", "streamit"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -14,15 +15,19 @@ from ingest import (
     CellResult,
     Children,
     ClipFacts,
+    PlaylistWatcher,
+    SegmentSeen,
     Settings,
     all_proc_stats,
     parse_args,
     parse_playlist,
     parse_proc_stat,
+    parse_segments,
     process_tree,
     read_proc_stat,
     render_report,
     summarize,
+    timeliness,
     tree_cpu_seconds,
 )
 
@@ -198,3 +203,72 @@ def test_children_close_on_exception_leaves_nothing_running() -> None:
         spawned.append(children.spawn(["sleep", "60"], Path(os.devnull)))
         raise RuntimeError("boom")
     assert spawned[0].returncode is not None
+
+
+PLAYLIST_WITH_PDT = """#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-TARGETDURATION:2
+#EXT-X-MEDIA-SEQUENCE:7
+#EXT-X-PROGRAM-DATE-TIME:2026-11-24T01:00:00.500Z
+#EXTINF:2.000,
+seg-000007.ts
+#EXTINF:1.967,
+seg-000008.ts
+"""
+
+
+def test_parse_segments_reads_durations_and_program_date_time() -> None:
+    segments = parse_segments(PLAYLIST_WITH_PDT)
+    assert [(uri, duration) for uri, duration, _ in segments] == [
+        ("seg-000007.ts", 2.0),
+        ("seg-000008.ts", 1.967),
+    ]
+    first_pdt, second_pdt = segments[0][2], segments[1][2]
+    assert first_pdt is not None and first_pdt.isoformat() == "2026-11-24T01:00:00.500000+00:00"
+    assert second_pdt is None
+
+
+def test_timeliness_anchors_on_the_first_segment_and_counts_late_ones() -> None:
+    # Six 2 s segments; the fourth and later appear 0.4 s and then 1.5 s later than media time allows.
+    appeared = [100.0, 102.0, 104.05, 106.4, 109.5, 111.5]
+    segments = [SegmentSeen(f"s{i}.ts", 2.0, None, t) for i, t in enumerate(appeared)]
+    whole = timeliness(segments, 0.0, 200.0)
+    assert whole.max_lateness_s == pytest.approx(1.5)
+    assert whole.late_segments == 2
+    assert whole.lags_s == ()
+    # Only segments inside the window count; the anchor is still the first segment ever seen.
+    early = timeliness(segments, 101.0, 105.0)
+    assert early.max_lateness_s == pytest.approx(0.05) and early.late_segments == 0
+    assert timeliness(segments[:1], 0.0, 200.0).max_lateness_s is None
+
+
+def test_timeliness_live_lag_from_program_date_time() -> None:
+    pdt = dt.datetime(2026, 11, 24, 1, 0, 0, tzinfo=dt.UTC)
+    segment = SegmentSeen("s.ts", 2.0, pdt, pdt.timestamp() + 2.3)
+    assert timeliness([segment], 0.0, pdt.timestamp() + 10).lags_s == (pytest.approx(2.3),)
+
+
+def test_playlist_watcher_sees_segments_as_files_are_renamed_into_place(tmp_path: Path) -> None:
+    path = tmp_path / "index.m3u8"
+    watcher = PlaylistWatcher([path, tmp_path / "missing.m3u8"])
+    watcher.poll()
+    assert watcher.seen == [{}, {}]
+    tmp = tmp_path / ".index.tmp"
+    tmp.write_text(PLAYLIST_WITH_PDT)
+    os.replace(tmp, path)
+    before = time.time()
+    watcher.poll()
+    assert set(watcher.seen[0]) == {"seg-000007.ts", "seg-000008.ts"}
+    first = watcher.seen[0]["seg-000007.ts"]
+    assert first.appeared >= before - 1 and first.program_date_time is not None
+    # Unchanged file: nothing is re-read; a new playlist adds only the new segment.
+    watcher.poll()
+    tmp.write_text(PLAYLIST_WITH_PDT.replace("seg-000008.ts", "seg-000008.ts\n#EXTINF:2.0,\nseg-000009.ts"))
+    os.utime(tmp, ns=(path.stat().st_mtime_ns + 1_000_000, path.stat().st_mtime_ns + 1_000_000))
+    os.replace(tmp, path)
+    with watcher:
+        deadline = time.monotonic() + 10
+        while "seg-000009.ts" not in watcher.seen[0] and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert "seg-000009.ts" in watcher.seen[0]
+    assert watcher.seen[0]["seg-000007.ts"] is first
