@@ -1182,10 +1182,146 @@ settings (2 s segments, 6 in the playlist).
 
 
 # --------------------------------------------------------------------------------------------------------
+# HTTP delivery: the origin beside nginx on the same files (wrk runner and files from bench/edge.py)
+
+HTTP_SECTION = "bench/ingest.py--http"
+HTTP_THREADS = 2
+HTTP_CONNECTIONS = 50
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HttpResult:
+    """One wrk run of one server on one target."""
+
+    run: int
+    target: str  # "playlist" or "segment"
+    server: str
+    requests_per_s: float
+    mb_per_s: float
+    p99_ms: float
+    errors: int
+    server_cpu_s: float
+    duration_s: float
+
+
+def measure_http(settings: Settings, duration: float) -> list[HttpResult]:
+    """wrk against a live playlist and a 1 MiB segment: ``streamit serve`` (from its data directory) and
+    nginx (``sendfile on``, one worker) serving byte-identical files, alternating which goes first."""
+    # Imported here: bench/edge.py imports this module.
+    from edge import HIT_TARGETS, WRK_SCRIPT, run_wrk, start_nginx, write_hls_files
+
+    results: list[HttpResult] = []
+    with run_directory(settings, "http") as run_dir, Children() as children:
+        script = run_dir / "summary.lua"
+        script.write_text(WRK_SCRIPT)
+        nginx_dir = run_dir / "nginx"
+        objects = write_hls_files(nginx_dir / "www")
+        nginx_port, nginx_pid = start_nginx(children, nginx_dir)
+        streamit = StreamitServer(run_dir / "streamit", settings.streamit_executable)
+        streamit_pid = streamit.start(children, 0)
+        # Written after start-up, so that the stale-playlist sweep leaves the live playlist as it is.
+        if write_hls_files(streamit.data_dir) != objects:
+            raise BenchError("the two servers were given different files")
+        bases = {
+            "nginx": (f"http://127.0.0.1:{nginx_port}", nginx_pid),
+            "streamit": (f"http://127.0.0.1:{streamit.http_port}", streamit_pid),
+        }
+        for name, (base, _) in bases.items():
+            for _, path in HIT_TARGETS:
+                response = httpx.get(base + path, timeout=5.0, trust_env=False)
+                if response.status_code != 200 or response.content != objects[path]:
+                    raise BenchError(f"{name} does not serve {path} as written ({response.status_code})")
+        for run in range(1, settings.runs + 1):
+            for target, path in HIT_TARGETS:
+                order = ("nginx", "streamit") if run % 2 else ("streamit", "nginx")
+                for name in order:
+                    base, pid = bases[name]
+                    run_wrk(
+                        script, base + path, threads=HTTP_THREADS, connections=HTTP_CONNECTIONS, duration=1
+                    )
+                    cpu_before = tree_cpu_seconds(pid)
+                    wrk = run_wrk(
+                        script,
+                        base + path,
+                        threads=HTTP_THREADS,
+                        connections=HTTP_CONNECTIONS,
+                        duration=duration,
+                    )
+                    result = HttpResult(
+                        run, target, name, wrk.requests_per_s, wrk.mb_per_s, wrk.p99_ms, wrk.errors,
+                        tree_cpu_seconds(pid) - cpu_before, wrk.duration_s,
+                    )  # fmt: skip
+                    results.append(result)
+                    print(
+                        f"  {target:8} {name:8} {result.requests_per_s:9.0f} req/s "
+                        f"{result.mb_per_s:8.1f} MB/s  p99 {result.p99_ms:6.2f} ms  server cpu "
+                        f"{100 * result.server_cpu_s / result.duration_s:5.1f} %  errors {result.errors}",
+                        flush=True,
+                    )
+    return results
+
+
+def http_section(results: Sequence[HttpResult], settings: Settings, duration: float, command: str) -> str:
+    """The marked section of docs/benchmarks.md with the HTTP delivery results."""
+    rows = []
+    medians: dict[tuple[str, str], tuple[float, float]] = {}
+    for target in ("playlist", "segment"):
+        for name in ("nginx", "streamit"):
+            mine = [r for r in results if r.target == target and r.server == name]
+            if not mine:
+                continue
+            rps = statistics.median(r.requests_per_s for r in mine)
+            mbs = statistics.median(r.mb_per_s for r in mine)
+            medians[(target, name)] = (rps, mbs)
+            rows.append(
+                [
+                    target, name, f"{rps:,.0f}", f"{mbs:,.1f}",
+                    f"{statistics.median(r.p99_ms for r in mine):.2f}",
+                    f"{statistics.median(100 * r.server_cpu_s / r.duration_s for r in mine):.0f}",
+                    str(sum(r.errors for r in mine)),
+                ]
+            )  # fmt: skip
+    ratios = []
+    for target in ("playlist", "segment"):
+        if (target, "nginx") in medians and (target, "streamit") in medians:
+            st, ng = medians[(target, "streamit")], medians[(target, "nginx")]
+            ratios.append([target, ratio(st[0], ng[0]), ratio(st[1], ng[1])])
+    facts = "\n".join(f"- {k}: {v}" for k, v in machine_facts())
+    return f"""<!-- BEGIN {HTTP_SECTION} -->
+## Origin HTTP delivery beside nginx
+
+Command: `{command}`
+
+{facts}
+
+`wrk -t{HTTP_THREADS} -c{HTTP_CONNECTIONS} -d{duration:g}s` (after a 1 s warm-up run) on a live playlist and
+a 1 MiB segment (bench/edge.py's files), served by nginx (`sendfile on`, one worker) and by `streamit serve`
+from its data directory (a stream this process does not package: every request reads the file), alternating
+which server goes first; medians of {settings.runs} run(s). wrk runs on the same 2 cores as the server.
+
+{markdown_table(["target", "server", "requests/s", "MB/s", "p99 ms", "server CPU %", "errors"], rows)}
+
+Ratio streamit / nginx (above 1.00× means Streamit serves more):
+
+{markdown_table(["target", "requests/s", "MB/s"], ratios)}
+<!-- END {HTTP_SECTION} -->"""
+
+
+def replace_marked_section(previous: str, section: str) -> str:
+    """``previous`` with its marked section of the same name replaced by ``section`` (or it appended)."""
+    name = section.split(" ", 3)[2]
+    for match in MARKED_SECTION.finditer(previous):
+        if match.group("name") == name:
+            return previous[: match.start()] + section + previous[match.end() :]
+    return previous.rstrip("\n") + "\n\n" + section + "\n"
+
+
+# --------------------------------------------------------------------------------------------------------
 # Main
 
 
 def parse_args(argv: Sequence[str]) -> tuple[Settings, Path | None, bool]:
+    """Settings, the report file (None: none) and whether this is a smoke run; see :func:`parse_http`."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--n", default=None, help="publisher counts, comma separated (default 1,10,30)")
     parser.add_argument(
@@ -1206,6 +1342,12 @@ def parse_args(argv: Sequence[str]) -> tuple[Settings, Path | None, bool]:
         help="the streamit executable (default: next to this python)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the per-run directories in bench/.work/")
+    parser.add_argument(
+        "--http",
+        action="store_true",
+        help="instead of ingest: wrk on a playlist and a 1 MiB segment, streamit vs nginx",
+    )
+    parser.add_argument("--http-duration", type=float, default=10.0, help="s per wrk run (default 10)")
     parser.add_argument(
         "--smoke",
         action="store_true",
@@ -1232,7 +1374,33 @@ def parse_args(argv: Sequence[str]) -> tuple[Settings, Path | None, bool]:
         keep=args.keep,
     )
     output = args.output if args.output is not None or smoke else REPO_DIR / "docs" / "benchmarks.md"
+    HTTP_MODE.update(enabled=bool(args.http), duration=float(args.http_duration))
     return settings, output, smoke
+
+
+HTTP_MODE: dict[str, float | bool] = {"enabled": False, "duration": 10.0}
+"""What ``--http`` and ``--http-duration`` asked for (set by :func:`parse_args`)."""
+
+
+def run_http(settings: Settings, output: Path | None, command: str) -> int:
+    """``--http``: measure HTTP delivery and write its section of the report."""
+    duration = float(HTTP_MODE["duration"])
+    for tool in ("wrk", "nginx"):
+        if shutil.which(tool) is None:
+            print(f"error: {tool} not found on PATH", file=sys.stderr)
+            return 1
+    try:
+        results = measure_http(settings, duration)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    section = http_section(results, settings, duration, command)
+    print(section)
+    if output is not None:
+        previous = output.read_text() if output.exists() else ""
+        output.write_text(replace_marked_section(previous, section))
+        print(f"\nwritten to {output}")
+    return 0
 
 
 def print_cell(result: CellResult) -> None:
@@ -1299,6 +1467,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw_argv = sys.argv[1:] if argv is None else list(argv)
     settings, output, smoke = parse_args(raw_argv)
     command = shlex.join([".venv/bin/python", "bench/ingest.py", *raw_argv])
+    # bench/edge.py (used by --http) imports "ingest": let it find this module, not a second copy of it.
+    sys.modules.setdefault("ingest", sys.modules[__name__])
+    if HTTP_MODE["enabled"]:
+        try:
+            return run_http(settings, output, command)
+        except KeyboardInterrupt:
+            return 128 + signal.SIGINT
+        except Interrupted as exc:
+            return 128 + exc.signum
     try:
         results, references, clip = run_benchmark(settings)
     except BenchError as exc:

@@ -272,3 +272,22 @@ def test_playlist_watcher_sees_segments_as_files_are_renamed_into_place(tmp_path
             time.sleep(0.05)
     assert "seg-000009.ts" in watcher.seen[0]
     assert watcher.seen[0]["seg-000007.ts"] is first
+
+
+def test_http_section_replaces_only_its_own_marked_section() -> None:
+    from ingest import HttpResult, http_section, replace_marked_section
+
+    settings = parse_args(["--runs", "1"])[0]
+    results = [
+        HttpResult(1, "playlist", "nginx", 20000.0, 10.0, 2.0, 0, 5.0, 10.0),
+        HttpResult(1, "playlist", "streamit", 5000.0, 2.5, 9.0, 0, 10.0, 10.0),
+        HttpResult(1, "segment", "nginx", 1500.0, 1570.0, 60.0, 0, 4.0, 10.0),
+        HttpResult(1, "segment", "streamit", 600.0, 630.0, 150.0, 0, 10.0, 10.0),
+    ]
+    section = http_section(results, settings, 10.0, "cmd")
+    assert "| playlist | 0.25× | 0.25× |" in section and "| segment | 0.40× | 0.40× |" in section
+    other = "<!-- BEGIN bench/edge.py -->\nedge\n<!-- END bench/edge.py -->"
+    first = replace_marked_section(f"# Benchmarks\n\n{other}\n", section)
+    assert first.startswith("# Benchmarks") and other in first and section in first
+    again = replace_marked_section(first, section.replace("20,000", "21,000"))
+    assert again.count("BEGIN bench/ingest.py--http") == 1 and "21,000" in again and other in again
