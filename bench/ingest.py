@@ -1127,6 +1127,8 @@ def machine_facts() -> list[tuple[str, str]]:
         ("kernel", f"{platform.system()} {platform.release()}"),
         ("python", platform.python_version()),
         ("CPU time resolution", f"{1000 / CLOCK_TICKS:g} ms (CLK_TCK {CLOCK_TICKS})"),
+        # Other work on the machine skews absolute figures; ratios from the same run stay comparable.
+        ("load average at the end (1/5/15 min)", " / ".join(f"{x:.2f}" for x in os.getloadavg())),
         ("ffmpeg", first_line(["ffmpeg", "-version"]).split(" Copyright")[0]),
         ("nginx", first_line(["nginx", "-v"])),
         ("streamit commit", first_line(["git", "-C", str(REPO_DIR), "describe", "--always", "--dirty"])),
