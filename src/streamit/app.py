@@ -53,7 +53,12 @@ def create_app(
     app = create_api_app(db, settings, live=ingest, webhooks=ingest.webhooks)
     registry = CollectorRegistry()
     app.include_router(
-        create_origin_router(stores, segment_duration=settings.hls_segment_duration, metrics=registry)
+        create_origin_router(
+            stores,
+            segment_duration=settings.hls_segment_duration,
+            metrics=registry,
+            ll_stores=ingest.ll_stores,
+        )
     )
     install_web(app, db, settings, live=ingest)
     live_streams = Gauge("streamit_live_streams", "Streams with a publisher on this node", registry=registry)

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     hls_playlist_length: int = Field(6, ge=2, le=1000)
     # The newest segment is what live viewers fetch; older ones come from the page cache via disk.
     hls_memory_segments: int = Field(1, ge=0, le=100)
+    hls_low_latency: bool = True
+    """Also package each stream as LL-HLS (fMP4 parts, ``/hls/<slug>/ll.m3u8``) beside the TS playlist."""
+    hls_part_duration: float = Field(0.334, ge=0.05, le=5.0)
+    """LL-HLS part target in seconds (0.334 s: 10-frame parts at 30 fps); capped at the segment duration."""
     rtmp_max_message_size: int = Field(8 * 1024 * 1024, ge=65536)
     rtmp_max_connections: int = Field(1000, ge=1)
     """RTMP connections this node accepts at once; more are closed on accept and logged."""

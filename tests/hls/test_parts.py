@@ -321,3 +321,39 @@ def test_any_frame_timing_keeps_the_playlist_valid(
     assert sum(p.duration for p in parts) == Fraction(dts - steps[-1] + steps[-2], 1000)
     for part in parts:
         assert part.duration < Fraction(part_ms, 1000) + Fraction(max(steps), 1000)
+
+
+def test_restart_after_end_continues_numbering_with_a_new_init_and_a_discontinuity() -> None:
+    packager = LlHlsPackager(part_target=PART_TARGET)
+    first = run(packager, stream(5))
+    last_msn = segments_of(first)[-1].msn
+    assert packager.restart() == []  # nothing was open
+    assert not packager.ended
+    # The new publisher's clock starts again at 0: allowed after a restart.
+    second = run(packager, stream(5), end=False)
+    inits = [e for e in second if isinstance(e, InitSegmentReady)]
+    assert [e.name for e in inits] == ["init-1.mp4"]
+    playlist = packager.playlist()
+    assert "#EXT-X-ENDLIST" not in playlist
+    assert playlist.count("#EXT-X-DISCONTINUITY\n") == 1
+    assert '#EXT-X-MAP:URI="init-1.mp4"' in playlist
+    new_segments = segments_of(second)
+    assert new_segments[0].msn == last_msn + 1 and new_segments[0].discontinuity
+    names = {p.name for p in parts_of(first)}
+    assert names.isdisjoint(p.name for p in parts_of(second))  # no URI is reused
+
+
+def test_restart_while_open_closes_the_segment_first() -> None:
+    packager = LlHlsPackager(part_target=PART_TARGET)
+    run(packager, stream(3), end=False)
+    assert packager.next_part is not None
+    open_msn = packager.next_part[0]
+    events = packager.restart()
+    closed = segments_of(events)
+    assert [s.msn for s in closed] == [open_msn]
+    assert isinstance(events[-1], PlaylistUpdated) and "#EXT-X-ENDLIST" not in events[-1].text
+    assert packager.next_part is None
+    # Frames of the new publisher need their configs again; until then they are dropped.
+    assert packager.on_frame(video_frame(0), START) == []
+    resumed = run(packager, stream(3), end=False)
+    assert parts_of(resumed)[0].msn == open_msn + 1 and segments_of(resumed)[0].discontinuity

@@ -340,6 +340,26 @@ class LlHlsPackager:
         events.extend(self._take_expired())
         return events
 
+    def restart(self) -> list[LlHlsEvent]:
+        """A new publish of the same stream (republish or takeover): numbering goes on, discontinuously.
+
+        A segment still open (a takeover, without :meth:`end`) is flushed and closed.  Codec configurations
+        must be given again; the next segment gets a new initialization segment and EXT-X-DISCONTINUITY,
+        so the new publisher's timestamps may start anywhere.  Names are never reused (RFC 8216 §6.2.2),
+        which lets caches keep every object of the stream as immutable across publishes.
+        """
+        events = self._finish_segment()
+        if events and self._window:
+            events.append(PlaylistUpdated(self.playlist()))
+        events.extend(self._take_expired())
+        self._ended = False
+        self._configs.clear()
+        self._tracks.clear()
+        self._cut = None
+        self._init_stale = True
+        self._pending_discontinuity = self._next_msn > 0
+        return events
+
     # --- cutting ---------------------------------------------------------------------------------------
 
     def _start_segment(self, wallclock: datetime, time: int) -> list[LlHlsEvent]:

@@ -1,12 +1,24 @@
-"""HTTP routes of the origin: ``/hls/<slug>/index.m3u8`` and ``/hls/<slug>/<segment>.ts``."""
+"""HTTP routes of the origin: ``/hls/<slug>/index.m3u8`` and ``/hls/<slug>/<segment>.ts`` (MPEG-TS), and
+beside them the LL-HLS objects ``ll.m3u8``, ``init.mp4``, ``seg-*.m4s`` and ``part-*.m4s`` (fMP4/CMAF)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import json
+
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CollectorRegistry, Counter
 
 from streamit.errors import NotFound
-from streamit.origin.store import PLAYLIST_NAME, SegmentStoreRegistry
+from streamit.origin.parts import (
+    LL_OBJECT_PATTERN,
+    LL_PLAYLIST_NAME,
+    LiveLlHls,
+    LlHlsStoreRegistry,
+    PlaylistRequest,
+    WaitOutcome,
+    parse_playlist_query,
+)
+from streamit.origin.store import PLAYLIST_NAME, SLUG_PATTERN, SegmentStoreRegistry
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_TYPE = "video/mp2t"
@@ -18,17 +30,31 @@ MEDIA_CORS = {
     "Access-Control-Max-Age": "86400",
 }
 SEGMENT_CACHE = "public, max-age=31536000, immutable"
+FMP4_TYPE = "video/mp4"
+# A playlist without directives must be fetched afresh: the player takes the live edge from it.
+LL_PLAYLIST_CACHE = "no-cache"
 
 
 def create_origin_router(
-    stores: SegmentStoreRegistry, *, segment_duration: float, metrics: CollectorRegistry | None = None
+    stores: SegmentStoreRegistry,
+    *,
+    segment_duration: float,
+    metrics: CollectorRegistry | None = None,
+    ll_stores: LlHlsStoreRegistry | None = None,
 ) -> APIRouter:
-    """Routes serving playlists and segments from ``stores``.
+    """Routes serving playlists and segments from ``stores``, and LL-HLS from ``ll_stores`` when given.
 
     Playlists may be cached for half a target duration (a player reloads about once per target
     duration, RFC 8216 §6.3.4); segment names are never reused, so segments are immutable.  Requests are
     counted in ``metrics`` as ``streamit_hls_requests_total{kind, outcome}`` — how an operator sees that edges
     shield the origin from viewers.
+
+    ``ll.m3u8`` honours the delivery directives of RFC 8216bis §6.2.5: ``_HLS_msn``/``_HLS_part`` hold the
+    request until that segment or part exists (400 when it is more than two segments ahead, 503 with
+    ``Retry-After`` after three target durations or when the stream has too many waiting requests);
+    ``_HLS_skip=YES`` answers a delta update.  A blocking answer may be cached for a target duration (it
+    stays a right answer to the same question); one without directives may not.  A request for the part the
+    preload hint names is held until the part is complete.
     """
     router = APIRouter(tags=["hls"])
     playlist_cache = f"public, max-age={max(1, int(segment_duration / 2))}"
@@ -42,6 +68,13 @@ def create_origin_router(
     playlists_missing = requests.labels("playlist", "not_found")
     segments_served = requests.labels("segment", "served")
     segments_missing = requests.labels("segment", "not_found")
+    ll_playlists = requests.labels("ll_playlist", "served")
+    ll_playlists_missing = requests.labels("ll_playlist", "not_found")
+    ll_playlists_refused = requests.labels("ll_playlist", "refused")
+    ll_objects = requests.labels("ll_object", "served")
+    ll_objects_missing = requests.labels("ll_object", "not_found")
+    ll_objects_refused = requests.labels("ll_object", "refused")
+    blocking_cache = f"public, max-age={max(1, int(segment_duration))}"
 
     def not_found(what: str) -> Response:
         return Response(
@@ -51,8 +84,82 @@ def create_origin_router(
             headers={**MEDIA_CORS, "Cache-Control": "no-cache"},
         )
 
+    def problem(status: int, title: str, detail: str, *, retry_after: int | None = None) -> Response:
+        headers = {**MEDIA_CORS, "Cache-Control": "no-cache"}
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        return Response(
+            content=json.dumps({"title": title, "status": status, "detail": detail}),
+            status_code=status,
+            media_type="application/problem+json",
+            headers=headers,
+        )
+
+    def refused(outcome: WaitOutcome) -> Response:
+        if outcome is WaitOutcome.TOO_FAR:
+            return problem(400, "Bad Request", "_HLS_msn is more than two segments ahead of the playlist")
+        if outcome is WaitOutcome.BUSY:
+            return problem(503, "Service Unavailable", "too many requests wait on this stream", retry_after=1)
+        return problem(503, "Service Unavailable", "the part was not produced in time", retry_after=1)
+
+    def live_ll(slug: str) -> LiveLlHls | None:
+        if ll_stores is None or not SLUG_PATTERN.match(slug):
+            return None
+        return ll_stores.get(slug)
+
+    async def ll_playlist(slug: str, request: Request) -> Response:
+        try:
+            directives = parse_playlist_query(request.query_params.multi_items())
+        except ValueError as exc:
+            ll_playlists_refused.inc()
+            return problem(400, "Bad Request", str(exc))
+        live = live_ll(slug)
+        if live is None:
+            ll_playlists_missing.inc()
+            return not_found("stream")
+        outcome = await live.wait_for_playlist(directives)
+        if outcome is not WaitOutcome.READY:
+            ll_playlists_refused.inc()
+            return refused(outcome)
+        return serve_ll_playlist(live, directives)
+
+    def serve_ll_playlist(live: LiveLlHls, directives: PlaylistRequest) -> Response:
+        try:
+            body = live.playlist(skip=directives.skip)
+        except NotFound:
+            ll_playlists_missing.inc()
+            return not_found("stream")
+        ll_playlists.inc()
+        cache = blocking_cache if directives.blocking else LL_PLAYLIST_CACHE
+        return Response(
+            content=body, media_type=PLAYLIST_TYPE, headers={**MEDIA_CORS, "Cache-Control": cache}
+        )
+
+    async def ll_object(slug: str, name: str) -> Response:
+        live = live_ll(slug)
+        if live is None:
+            ll_objects_missing.inc()
+            return not_found("segment")
+        outcome = await live.wait_for_part(name)
+        if outcome is not WaitOutcome.READY:
+            ll_objects_refused.inc()
+            return refused(outcome)
+        try:
+            body = live.object(name)
+        except NotFound:
+            ll_objects_missing.inc()
+            return not_found("segment")
+        ll_objects.inc()
+        return Response(
+            content=body, media_type=FMP4_TYPE, headers={**MEDIA_CORS, "Cache-Control": SEGMENT_CACHE}
+        )
+
     @router.api_route("/hls/{slug}/{name}", methods=["GET", "HEAD"], summary="HLS playlist or segment")
-    async def hls_object(slug: str, name: str) -> Response:
+    async def hls_object(slug: str, name: str, request: Request) -> Response:
+        if name == LL_PLAYLIST_NAME:
+            return await ll_playlist(slug, request)
+        if LL_OBJECT_PATTERN.match(name):
+            return await ll_object(slug, name)
         if name == PLAYLIST_NAME:
             try:
                 body = stores.playlist(slug)

@@ -33,6 +33,7 @@ from streamit.hooks import (
 )
 from streamit.media import AudioConfig, Frame, VideoConfig
 from streamit.media.stream import Stream, StreamItem
+from streamit.origin.parts import LiveLlHls, LlHlsStoreRegistry
 from streamit.origin.store import SegmentStore, SegmentStoreRegistry
 from streamit.rtmp import (
     AudioReceived,
@@ -70,13 +71,25 @@ class Channel:
     published_before: bool = False
     ending: asyncio.Task[None] | None = None  # storing the last publish's end
     last_update_call: float = 0.0
+    ll: LiveLlHls | None = None  # the LL-HLS packaging, fed the same items
 
     def package(self, item: StreamItem) -> None:
         """Stream sink: package one config or frame and store what the packager produced."""
         if isinstance(item, Frame):
-            self.store.apply(self.packager.on_frame(item, datetime.now(UTC)))
+            now = datetime.now(UTC)
+            self.store.apply(self.packager.on_frame(item, now))
+            if self.ll is not None:
+                self.ll.on_frame(item, now)
         else:
             self.store.apply(self.packager.on_config(item))
+            if self.ll is not None:
+                self.ll.on_config(item)
+
+    def restart(self) -> None:
+        """A new publish follows the last one (republish or takeover): packagers continue numbering."""
+        self.packager.restart()
+        if self.ll is not None:
+            self.ll.restart()
 
 
 @dataclass
@@ -142,6 +155,17 @@ class IngestService:
         self.webhooks = webhooks
         self.registrar = registrar
         self.channels: dict[str, Channel] = {}  # by stream id
+        segment_duration = Fraction(settings.hls_segment_duration).limit_denominator(1000)
+        part_duration = Fraction(settings.hls_part_duration).limit_denominator(1000)
+        self.ll_stores = (
+            LlHlsStoreRegistry(
+                target_duration=segment_duration,
+                part_target=min(part_duration, segment_duration),
+                playlist_length=settings.hls_playlist_length,
+            )
+            if settings.hls_low_latency
+            else None
+        )
         self.publish_failures = FailureLimiter(
             limit=settings.publish_failure_limit, window=settings.publish_failure_window
         )
@@ -162,6 +186,8 @@ class IngestService:
         if channel is not None and channel.record.slug != record.slug and channel.owner is None:
             # Renamed while offline: packaging starts afresh under the new slug.
             self.stores.remove(channel.record.slug)
+            if self.ll_stores is not None:
+                self.ll_stores.remove(channel.record.slug)
             channel = None
         if channel is None:
             store = self.stores.open(record.slug)
@@ -170,7 +196,8 @@ class IngestService:
                 target_duration=Fraction(self.settings.hls_segment_duration).limit_denominator(1000),
                 playlist_length=self.settings.hls_playlist_length,
             )
-            channel = Channel(record=record, packager=packager, store=store)
+            ll = self.ll_stores.open(record.slug) if self.ll_stores is not None else None
+            channel = Channel(record=record, packager=packager, store=store, ll=ll)
             self.channels[record.id] = channel
         else:
             channel.record = record
@@ -377,7 +404,7 @@ class IngestSession:
             log.info("stream %s: publisher %s takes over from %s", record.slug, self.peer, previous.peer)
             previous.taken_over()
         elif channel.published_before:
-            channel.packager.restart()
+            channel.restart()
         channel.owner = self
         channel.published_before = True
         stream = Stream()
@@ -507,7 +534,7 @@ class IngestSession:
         self.publish = None
         if state is not None:
             state.stream.end()
-            state.channel.packager.restart()
+            state.channel.restart()
             self.conn.end_publish(state.stream_id, "another publisher took this stream over")
             self.service.spawn(self._close_session(state, "takeover", datetime.now(UTC)))
         self.close()
@@ -524,6 +551,8 @@ class IngestSession:
         state.stream.end()
         channel.store.apply(channel.packager.end())
         channel.store.release_memory()
+        if channel.ll is not None:
+            channel.ll.end()
         self.service.withdraw(channel.record.slug)
         log.info("stream %s ended: %s", channel.record.slug, reason)
         channel.ending = self.service.spawn(self._store_end(state, reason, datetime.now(UTC)))

@@ -1,0 +1,316 @@
+"""The origin's live LL-HLS state: each stream's packager, its parts in memory, and requests waiting on them.
+
+LL-HLS objects (``ll.m3u8``, ``init.mp4``, ``seg-*.m4s``, ``part-*.m4s``) are kept in memory only, and only
+for the playlist window (plus the packager's expiry grace): a part is worth something for a few seconds, a
+viewer who is further behind plays the MPEG-TS playlist, which is on disk.  Memory per stream is therefore
+about twice the bytes of the window (parts, and the segments made of them).
+
+Blocking requests (RFC 8216bis §6.2.5.2) wait here with asyncio: every change of the stream (a part, a
+playlist, the end) wakes the waiters, each of which checks whether what it waits for exists.  The packager
+itself stays pure; this module only carries out its events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+
+from streamit.errors import NotFound, RemoteProtocolError
+from streamit.hls.parts import (
+    InitSegmentReady,
+    LlHlsEvent,
+    LlHlsPackager,
+    PartReady,
+    PlaylistUpdated,
+    SegmentExpired,
+    SegmentReady,
+)
+from streamit.media.frame import AudioConfig, Frame, VideoConfig
+from streamit.origin.store import SLUG_PATTERN
+
+log = logging.getLogger(__name__)
+
+LL_PLAYLIST_NAME = "ll.m3u8"
+PART_PATTERN = re.compile(r"^part-([0-9]{6,9})-([0-9]{1,4})\.m4s$")
+LL_OBJECT_PATTERN = re.compile(
+    r"^(?:init(?:-[0-9]{1,6})?\.mp4|seg-[0-9]{6,9}\.m4s|part-[0-9]{6,9}-[0-9]{1,4}\.m4s)$"
+)
+HOLD_TARGETS = 3
+"""A blocking request is answered 503 after this many target durations (RFC 8216bis §6.2.5.2)."""
+MAX_SEGMENTS_AHEAD = 2
+"""``_HLS_msn`` beyond the last segment plus this is a 400 (RFC 8216bis §6.2.5.2)."""
+
+
+class WaitOutcome(enum.Enum):
+    """How a blocking request ended."""
+
+    READY = "ready"  # what it waited for exists (or never will: the stream ended)
+    TOO_FAR = "too_far"  # 400: asks for a segment more than two ahead of the last
+    TIMED_OUT = "timed_out"  # 503: not produced within the hold limit
+    BUSY = "busy"  # 503: the stream already has its maximum of waiting requests
+
+
+@dataclass(frozen=True, slots=True)
+class PlaylistRequest:
+    """A playlist request's delivery directives (RFC 8216bis §6.2.5)."""
+
+    msn: int | None = None
+    part: int | None = None
+    skip: bool = False
+
+    @property
+    def blocking(self) -> bool:
+        """Whether the request asks the server to hold it until a segment or part exists."""
+        return self.msn is not None
+
+
+def parse_playlist_query(params: Iterable[tuple[str, str]]) -> PlaylistRequest:
+    """The directives of a playlist URL's query; :class:`ValueError` for malformed ones (a 400).
+
+    ``_HLS_msn`` and ``_HLS_part`` are decimal integers, ``_HLS_part`` needs ``_HLS_msn``; ``_HLS_skip`` is
+    ``YES`` or ``v2`` (we have no date ranges to skip, so both mean the same).  Other parameters are ignored.
+    """
+    values: dict[str, str] = {}
+    for name, value in params:
+        if name in {"_HLS_msn", "_HLS_part", "_HLS_skip"}:
+            if name in values:
+                raise ValueError(f"{name} given twice")
+            values[name] = value
+    msn = _decimal(values.get("_HLS_msn"), "_HLS_msn")
+    part = _decimal(values.get("_HLS_part"), "_HLS_part")
+    if part is not None and msn is None:
+        raise ValueError("_HLS_part needs _HLS_msn")
+    skip_value = values.get("_HLS_skip")
+    if skip_value not in (None, "YES", "v2"):
+        raise ValueError("_HLS_skip must be YES or v2")
+    return PlaylistRequest(msn=msn, part=part, skip=skip_value is not None)
+
+
+def _decimal(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 9:
+        raise ValueError(f"{name} must be a decimal integer")
+    return int(value)
+
+
+class LiveLlHls:
+    """One stream's LL-HLS packager, the objects it produced, and the requests waiting for more."""
+
+    def __init__(self, packager: LlHlsPackager, *, target_duration: Fraction, max_waiters: int) -> None:
+        self.packager = packager
+        self.hold_limit = float(HOLD_TARGETS * target_duration)
+        self.max_waiters = max_waiters
+        self.waiting = 0
+        self._objects: dict[str, bytes] = {}
+        self._playlist: str | None = None
+        self._delta: str | None = None
+        self._changed = asyncio.Event()
+        self._dts_error_logged = False
+        self.closed = False
+
+    # --- feeding -----------------------------------------------------------------------------------------
+
+    def on_config(self, config: VideoConfig | AudioConfig) -> None:
+        """A codec configuration of the publish."""
+        self.apply(self.packager.on_config(config))
+
+    def on_frame(self, frame: Frame, wallclock: datetime) -> None:
+        """A frame of the publish; one the packager refuses (DTS going backwards) is dropped and logged."""
+        try:
+            events = self.packager.on_frame(frame, wallclock)
+        except RemoteProtocolError as exc:
+            if not self._dts_error_logged:
+                log.warning("LL-HLS: frame dropped: %s", exc)
+                self._dts_error_logged = True
+            return
+        self.apply(events)
+
+    def end(self) -> None:
+        """The publish ended: the playlist gets EXT-X-ENDLIST and every waiter is answered."""
+        self.apply(self.packager.end())
+        self._wake()
+
+    def restart(self) -> None:
+        """A new publish of the stream (republish or takeover); numbering continues."""
+        self.apply(self.packager.restart())
+        self._wake()
+
+    def apply(self, events: Iterable[LlHlsEvent]) -> None:
+        """Carry out the packager's events in order; waiters are woken once, after all of them."""
+        changed = False
+        for event in events:
+            changed = True
+            if isinstance(event, InitSegmentReady):
+                self._objects[event.name] = event.data
+            elif isinstance(event, PartReady):
+                self._objects[event.part.name] = event.part.data
+            elif isinstance(event, SegmentReady):
+                self._objects[event.segment.name] = event.segment.data
+            elif isinstance(event, PlaylistUpdated):
+                self._playlist = event.text
+                self._delta = None
+            elif isinstance(event, SegmentExpired):
+                self._objects.pop(event.name, None)
+                for name in event.part_names:
+                    self._objects.pop(name, None)
+        if changed:
+            self._wake()
+
+    def close(self) -> None:
+        """This state is replaced or dropped: answer every waiter now."""
+        self.closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # --- reading -----------------------------------------------------------------------------------------
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes of parts, segments and initialization segments held."""
+        return sum(len(data) for data in self._objects.values())
+
+    def playlist(self, *, skip: bool = False) -> str:
+        """The current playlist (a delta update with ``skip``); :class:`NotFound` before the first part."""
+        if self._playlist is None:
+            raise NotFound("no LL-HLS playlist yet")
+        if not skip:
+            return self._playlist
+        if self._delta is None:
+            self._delta = self.packager.playlist(skip=True)
+        return self._delta
+
+    def object(self, name: str) -> bytes:
+        """An init segment, segment or part by name; :class:`NotFound` when it is not (or no longer) held."""
+        data = self._objects.get(name)
+        if data is None:
+            raise NotFound(name)
+        return data
+
+    def last_msn(self) -> int:
+        """The media sequence number of the last segment in the playlist (the open one included), or -1."""
+        hint = self.packager.next_part
+        if hint is not None:
+            return hint[0]
+        segments = self.packager.segments
+        return segments[-1].msn if segments else -1
+
+    def has(self, msn: int, part: int | None) -> bool:
+        """Whether the playlist holds segment ``msn`` (complete, without ``part``) or its part ``part``."""
+        if part is None:
+            hint = self.packager.next_part
+            next_msn = hint[0] if hint is not None else self.last_msn() + 1
+            return msn < next_msn
+        return self.packager.has_part(msn, part)
+
+    async def wait_for_playlist(self, request: PlaylistRequest) -> WaitOutcome:
+        """Hold a blocking request until the playlist holds what it asks for (RFC 8216bis §6.2.5.2)."""
+        msn = request.msn
+        if msn is None:
+            return WaitOutcome.READY
+        if msn > self.last_msn() + MAX_SEGMENTS_AHEAD:
+            return WaitOutcome.TOO_FAR
+        return await self._wait(
+            lambda: self.packager.ended or (self._playlist is not None and self.has(msn, request.part))
+        )
+
+    async def wait_for_part(self, name: str) -> WaitOutcome:
+        """Hold a request for the part the preload hint names until it is complete.
+
+        Any other part is answered at once (it exists or it is a 404).  Should the hinted part never come
+        (the segment was closed without it, the stream ended), the request is answered as soon as that is
+        known.
+        """
+        match = PART_PATTERN.match(name)
+        if name in self._objects or match is None:
+            return WaitOutcome.READY
+        wanted = (int(match.group(1)), int(match.group(2)))
+        if self.packager.next_part != wanted:
+            return WaitOutcome.READY
+        return await self._wait(lambda: name in self._objects or self.packager.next_part != wanted)
+
+    async def _wait(self, ready: Callable[[], bool]) -> WaitOutcome:
+        if ready():
+            return WaitOutcome.READY
+        if self.waiting >= self.max_waiters:
+            return WaitOutcome.BUSY
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(self.hold_limit):
+                while not ready() and not self.closed:
+                    await self._changed.wait()
+        except TimeoutError:
+            return WaitOutcome.TIMED_OUT
+        finally:
+            self.waiting -= 1
+        return WaitOutcome.READY
+
+
+class LlHlsStoreRegistry:
+    """The live LL-HLS state of every stream this origin packages, by slug."""
+
+    def __init__(
+        self,
+        *,
+        target_duration: Fraction,
+        part_target: Fraction,
+        playlist_length: int,
+        max_waiters: int = 10_000,
+    ) -> None:
+        self.target_duration = target_duration
+        self.part_target = part_target
+        self.playlist_length = playlist_length
+        self.max_waiters = max_waiters
+        self._streams: dict[str, LiveLlHls] = {}
+
+    def open(self, slug: str) -> LiveLlHls:
+        """A fresh LL-HLS state for ``slug`` (replacing any previous one, whose waiters are answered)."""
+        if not SLUG_PATTERN.match(slug):
+            raise ValueError(f"invalid slug {slug!r}")
+        self.remove(slug)
+        live = LiveLlHls(
+            LlHlsPackager(
+                target_duration=self.target_duration,
+                part_target=self.part_target,
+                playlist_length=self.playlist_length,
+            ),
+            target_duration=self.target_duration,
+            max_waiters=self.max_waiters,
+        )
+        self._streams[slug] = live
+        return live
+
+    def get(self, slug: str) -> LiveLlHls | None:
+        """The LL-HLS state of ``slug``, if this origin packages it."""
+        return self._streams.get(slug)
+
+    def remove(self, slug: str) -> None:
+        """Forget ``slug``; requests waiting on it are answered."""
+        live = self._streams.pop(slug, None)
+        if live is not None:
+            live.close()
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes held for every stream."""
+        return sum(live.memory_bytes for live in self._streams.values())
+
+
+__all__ = [
+    "LL_OBJECT_PATTERN",
+    "LL_PLAYLIST_NAME",
+    "LiveLlHls",
+    "LlHlsStoreRegistry",
+    "PlaylistRequest",
+    "WaitOutcome",
+    "parse_playlist_query",
+]
