@@ -126,6 +126,11 @@ def test_studio_flow_sign_in_create_reveal_publish_live(
     page.goto(f"{server.http}/studio")
     assert horizontal_overflow(page) <= 0
     assert page.locator("td .badge").inner_text() == "LIVE"
+    # The list follows the stream too: it turns ENDED when the publisher stops, without a reload.
+    publisher.stop()
+    page.wait_for_function(
+        "() => document.querySelector('td .badge').textContent === 'ENDED'", timeout=60_000, polling=250
+    )
 
     assert page_log.csp_violations() == []
     assert page_log.unexpected_console_errors(EXPECTED_CONSOLE) == []

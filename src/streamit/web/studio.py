@@ -339,7 +339,8 @@ def create_studio_router(
     async def index(request: Request, me: PageUser) -> Response:
         """The signed-in user's streams (an admin's: all of them) with their status."""
         records = await db.streams.list(owner_id=None if me.user.is_admin else me.user.id)
-        return render(request, "studio/index.html", {"me": me, "streams": records})
+        owners = {user.id: user.username for user in await db.users.list()} if me.user.is_admin else {}
+        return render(request, "studio/index.html", {"me": me, "streams": records, "owners": owners})
 
     def stream_form(
         request: Request,

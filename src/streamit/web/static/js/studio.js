@@ -1,5 +1,5 @@
 // The studio's stream page: reveal and copy the stream key, live status without reloads, the preview
-// player and the session history.  Everything it needs comes from data- attributes of #studio-stream
+// player and the session history; on the stream list, status badges that follow the streams.  Everything it needs comes from data- attributes of #studio-stream
 // (no inline scripts: the Content-Security-Policy forbids them).
 
 const POLL_MS = 3000;
@@ -154,7 +154,7 @@ function stopPreview(message) {
 
 // ---- live status and history --------------------------------------------------------------------
 
-let status = root.dataset.status;
+let status = root ? root.dataset.status : null;
 let startedAt = null;
 
 function showStatus(stream) {
@@ -250,8 +250,39 @@ async function poll() {
   window.setTimeout(poll, POLL_MS);
 }
 
+// ---- the stream list: keep each row's status badge current ----------------------------------------
+
+const LIST_POLL_MS = 5000;
+
+async function pollList(table) {
+  try {
+    const response = await fetch("/api/v1/streams", { credentials: "same-origin", cache: "no-store" });
+    if (response.ok) {
+      const { streams } = await response.json();
+      const statuses = new Map(streams.map((stream) => [stream.slug, stream.status]));
+      for (const row of table.querySelectorAll("tr[data-slug]")) {
+        const value = statuses.get(row.dataset.slug);
+        const badge = row.querySelector(".badge");
+        if (value && badge.textContent !== value) {
+          badge.textContent = value;
+          badge.classList.toggle("badge-live", value === "LIVE");
+          badge.classList.toggle("badge-offline", value !== "LIVE");
+        }
+      }
+    }
+  } catch {
+    // Offline for a moment: the next round tries again; the badges keep their last known state.
+  }
+  window.setTimeout(() => pollList(table), LIST_POLL_MS);
+}
+
 if (root) {
   setupKey();
   poll();
   window.setInterval(tickUptime, 1000);
+}
+
+const streamTable = document.getElementById("studio-streams");
+if (streamTable) {
+  window.setTimeout(() => pollList(streamTable), LIST_POLL_MS);
 }
