@@ -210,7 +210,7 @@ async def test_users_see_only_their_streams_and_admins_see_all(studio: Studio) -
         listing = await admin.get("/studio")
         assert all(title in listing.text for title in ("Alice show", "Bob show", "CLI show"))
         assert "All streams" in listing.text and "(admin)" in listing.text
-        assert "<th scope=\"col\">Owner</th>" in listing.text
+        assert '<th scope="col">Owner</th>' in listing.text
         assert "<td>alice</td>" in listing.text and "<td>bob</td>" in listing.text
         assert "none (CLI/API)" in listing.text
         assert (await admin.get(f"/studio/streams/{orphan.slug}")).status_code == 200
