@@ -130,7 +130,10 @@ def preview_hls_url(settings: Settings, slug: str) -> str:
 
 
 def login_redirect(request: Request) -> str:
-    """``/studio/login?next=<this page>``."""
+    """``/studio/login?next=<this page>``; after a POST just ``/studio/login`` (its URL is no page to
+    come back to: a GET of it would be 405)."""
+    if request.method not in {"GET", "HEAD"}:
+        return LOGIN
     target = request.url.path
     if request.url.query:
         target += "?" + request.url.query
