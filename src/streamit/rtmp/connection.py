@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-from streamit.errors import LocalProtocolError, RemoteProtocolError
+from streamit.errors import LocalProtocolError, MessageTooLarge, RemoteProtocolError
 from streamit.rtmp.amf0 import UNDEFINED
 from streamit.rtmp.chunk import ChunkReader, ChunkWriter, RawMessage
 from streamit.rtmp.events import (
@@ -59,6 +59,10 @@ from streamit.rtmp.messages import (
 
 MAX_STREAMS: Final = 64
 """Message streams one connection may hold at once; more is refused as abuse."""
+MAX_AMF_MESSAGE_SIZE: Final = 64 * 1024
+"""Largest command or data message decoded.  AMF decoding costs about 1 µs and up to ~30 bytes of Python
+objects per input byte, so an 8 MiB command of empty objects (found by fuzzing) would block the event loop
+for seconds and allocate ~250 MB; real commands and ``onMetaData`` are well under a kilobyte."""
 
 SERVER_PROPERTIES: Final = {"fmsVer": "FMS/3,0,1,123", "capabilities": 31.0, "mode": 1.0}
 
@@ -153,7 +157,7 @@ class RtmpConnection:
         self.failed = False
         """Set once :meth:`receive_data` raised; events queued before the error can still be taken."""
         self.dropped_messages = 0
-        """Media and metadata messages dropped because their stream was not publishing."""
+        """Media and metadata messages dropped: their stream was not publishing, or metadata too large."""
         self._command_handlers: dict[str, Callable[[int, Command], None]] = {
             "connect": self._on_connect,
             "createStream": self._on_create_stream,
@@ -364,6 +368,8 @@ class RtmpConnection:
             self._on_media(stream_id, type_id, timestamp, payload)
         elif type_id == MessageType.COMMAND_AMF0 or type_id == MessageType.COMMAND_AMF3:
             if self.state is not ConnectionState.REJECTED:
+                if len(payload) > MAX_AMF_MESSAGE_SIZE:
+                    raise MessageTooLarge(f"command message of {len(payload)} bytes")
                 self._on_command(stream_id, decode_command(type_id, payload))
         elif type_id == MessageType.DATA_AMF0 or type_id == MessageType.DATA_AMF3:
             self._on_data(stream_id, type_id, timestamp, payload)
@@ -408,6 +414,9 @@ class RtmpConnection:
             self._events.append(AudioReceived(stream_id, timestamp, payload))
 
     def _on_data(self, stream_id: int, type_id: int, timestamp: int, payload: bytes) -> None:
+        if len(payload) > MAX_AMF_MESSAGE_SIZE:
+            self.dropped_messages += 1
+            return
         values = decode_amf_values(type_id, payload)
         if values[:1] == ["@setDataFrame"]:
             values = values[1:]
