@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import update
 from starlette.requests import Request
 
+from streamit.api import create_api_app
 from streamit.config import Settings
+from streamit.db import Database
 from streamit.db.models import WebSessionRow
+from streamit.web import install_web
 from streamit.web.auth import LoginLimiter, cookie_secure, origin_allowed, safe_next
 from streamit.web.studio import BAD_CREDENTIALS, TOO_MANY_ATTEMPTS
-from tests.web.test_studio import PASSWORD, Studio, csrf_of, database_url, sign_in, studio
+from tests.web.test_studio import FAST_HASHER, PASSWORD, Studio, csrf_of, database_url, sign_in, studio
 
 __all__ = ["database_url", "studio"]
 
@@ -313,3 +318,38 @@ def test_safe_next_never_names_another_host(value: str) -> None:
     assert result.startswith("/") and not result.startswith("//")
     assert not parts.scheme and not parts.netloc and "\\" not in result
     assert all(ord(ch) > 0x20 and ord(ch) != 0x7F for ch in result)
+
+
+_FORM_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300)
+
+
+def test_any_sign_in_form_is_refused_cleanly(tmp_path: Path) -> None:
+    """Whatever a client posts to the sign-in form, the answer is a refusal, never a server error."""
+    with asyncio.Runner() as runner:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'fuzz.db'}", password_hasher=FAST_HASHER)
+        runner.run(db.upgrade())
+        runner.run(db.users.create("alice", PASSWORD))
+        app = create_api_app(db, Settings(data_dir=tmp_path))
+        install_web(app, db, Settings(data_dir=tmp_path))
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+        token = csrf_of(runner.run(client.get("/studio/login")).text)
+
+        @given(username=_FORM_TEXT, password=_FORM_TEXT, next_path=_FORM_TEXT, use_token=st.booleans())
+        @settings(max_examples=60, deadline=None)
+        def post(username: str, password: str, next_path: str, use_token: bool) -> None:
+            nonlocal token
+            data = {"username": username, "password": password, "next": next_path}
+            data["csrf_token"] = token if use_token else username
+            response = runner.run(client.post("/studio/login", data=data))
+            assert response.status_code in {401, 403, 422, 429}, response.text
+            assert "streamit_session" not in client.cookies
+            if response.status_code != 422:
+                token = csrf_of(response.text)
+                location = response.headers.get("location")
+                assert location is None
+
+        try:
+            post()
+        finally:
+            runner.run(client.aclose())
+            runner.run(db.close())
