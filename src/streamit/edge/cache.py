@@ -22,6 +22,8 @@ MAX_PLAYLIST_LIFETIME = 30.0
 
 # RFC 8216 §4.3.3.1: EXT-X-TARGETDURATION:<s>, a decimal-integer number of seconds, on a line of its own.
 TARGET_DURATION = re.compile(rb"^#EXT-X-TARGETDURATION:[ \t]*([0-9]{1,9})[ \t]*\r?$", re.MULTILINE)
+# RFC 8216bis §4.4.3.7: EXT-X-PART-INF:PART-TARGET=<s>, a decimal-floating-point number of seconds.
+PART_TARGET = re.compile(rb"^#EXT-X-PART-INF:(?:.*,)?PART-TARGET=([0-9]{1,6}(?:\.[0-9]{1,9})?)", re.MULTILINE)
 PLAYLIST_SUFFIX = ".m3u8"
 SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4", ".aac")
 
@@ -71,7 +73,15 @@ def playlist_target_duration(body: bytes) -> int | None:
     return int(match.group(1))
 
 
-def fresh_until(path: str, status: int, body: bytes, now: float) -> float | None:
+def playlist_part_target(body: bytes) -> float | None:
+    """The PART-TARGET of a Low-Latency HLS media playlist, or ``None`` when it has none."""
+    match = PART_TARGET.search(body)
+    if match is None:
+        return None
+    return float(match.group(1))
+
+
+def fresh_until(path: str, status: int, body: bytes, now: float, *, blocking: bool = False) -> float | None:
     """Until when a response for ``path`` fetched at ``now`` may be served from cache; ``None``: never.
 
     * Errors and anything but ``200 OK`` are not cached: a segment missing now may exist a moment later,
@@ -79,7 +89,11 @@ def fresh_until(path: str, status: int, body: bytes, now: float) -> float | None
     * A playlist is fresh for half its target duration: a player reloads about once per target duration
       (RFC 8216 §6.3.4), so at most half a segment of extra latency is added.  A playlist without a
       target duration is not a live media playlist we understand and is not cached.
-    * A segment never changes once published (RFC 8216 §6.2.2), so it is immutable.
+    * A Low-Latency HLS playlist (it has EXT-X-PART-INF) changes with every part: without delivery
+      directives it is fresh for half a part target, so that concurrent viewers share a fetch but the live
+      edge moves on; the answer to a blocking request (``blocking``: ``_HLS_msn`` given, RFC 8216bis
+      §6.2.5.2) stays a right answer to the same question and is fresh for a target duration.
+    * A segment or part never changes once published (RFC 8216 §6.2.2), so it is immutable.
     """
     if status != 200:
         return None
@@ -87,6 +101,11 @@ def fresh_until(path: str, status: int, body: bytes, now: float) -> float | None
         target = playlist_target_duration(body)
         if target is None or target <= 0:
             return None
+        part_target = playlist_part_target(body)
+        if part_target is not None and not blocking:
+            return now + min(part_target / 2, MAX_PLAYLIST_LIFETIME)
+        if part_target is not None:
+            return now + min(target, MAX_PLAYLIST_LIFETIME)
         return now + min(target / 2, MAX_PLAYLIST_LIFETIME)
     if path.endswith(SEGMENT_SUFFIXES):
         return IMMUTABLE

@@ -4,6 +4,13 @@
 stream's origin comes from the discovery registry (remembered ≤ 1 s); responses are kept in a byte-bounded
 LRU (playlists for half a target duration, segments for good); concurrent misses for one object share one
 upstream fetch.  Every response says ``X-Cache: HIT | MISS | COALESCED`` and carries a ``Via`` entry.
+
+LL-HLS (``ll.m3u8``, ``init.mp4``, ``seg-*.m4s``, ``part-*.m4s``): the delivery directives ``_HLS_msn``,
+``_HLS_part`` and ``_HLS_skip`` of a playlist request are passed upstream (other query parameters are
+dropped, so that they cannot defeat coalescing) and are part of the cache key, so however many viewers
+wait for the same (stream, msn, part, skip), one blocking request goes to the origin; the same holds for
+a preload-hinted part, which the origin holds until it is complete.  Such held requests may take up to
+:data:`HELD_DEADLINE`; their number is bounded per key and in total (503 with ``Retry-After`` beyond).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
+from urllib.parse import parse_qsl
 
 import httpx
 from fastapi import FastAPI, Response
@@ -31,6 +39,7 @@ from streamit.edge.cache import ByteLruCache, CachedObject, fresh_until
 from streamit.edge.locations import LocationCache, Resolver
 from streamit.edge.singleflight import SingleFlight
 from streamit.errors import NotFound
+from streamit.origin.parts import LL_PLAYLIST_NAME, PART_PATTERN, parse_playlist_query
 from streamit.origin.routes import MEDIA_CORS
 from streamit.origin.store import PLAYLIST_NAME
 
@@ -41,7 +50,7 @@ MiB = 1024 * 1024
 FOLDER_PLAYLIST = re.compile(
     r"^(?:[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,127}/)?[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,127}\.m3u8$"
 )
-OBJECT_NAME = re.compile(r"^(?:index\.m3u8|[A-Za-z0-9_-]{1,64}\.(?:ts|m4s|mp4|aac))$")
+OBJECT_NAME = re.compile(r"^(?:index\.m3u8|ll\.m3u8|[A-Za-z0-9_-]{1,64}\.(?:ts|m4s|mp4|aac))$")
 # Upstream headers replayed to viewers; hop-by-hop and length headers are recomputed (RFC 9110 §7.6.1).
 REPLAYED_HEADERS = frozenset(
     {
@@ -58,6 +67,10 @@ REPLAYED_HEADERS = frozenset(
 UPSTREAM_DEADLINE = 1.8
 """Seconds allowed to get an origin's response headers, re-resolution and one retry included."""
 UPSTREAM_TIMEOUT = httpx.Timeout(connect=0.5, read=1.5, write=1.0, pool=0.5)
+HELD_DEADLINE = 15.0
+"""Seconds allowed for a request the origin holds (blocking playlist reload, preload-hinted part): an origin
+answers within three target durations (RFC 8216bis §6.2.5.2), 6 s for the default 2 s segments."""
+HELD_TIMEOUT = httpx.Timeout(connect=0.5, read=HELD_DEADLINE, write=1.0, pool=0.5)
 
 CacheKey = tuple[str, datetime | None, str, str]
 CacheStatus = Literal["HIT", "MISS", "COALESCED"]
@@ -111,6 +124,8 @@ class EdgeProxy:
         node: str,
         lookup_ttl: float = 1.0,
         negative_lookup_ttl: float = 0.25,
+        max_held_per_key: int = 5_000,
+        max_held: int = 20_000,
     ) -> None:
         self.client = client
         self.clock = clock
@@ -122,11 +137,24 @@ class EdgeProxy:
         )
         self.flights: SingleFlight[CacheKey, tuple[CachedObject | TooLarge, StreamLocation]] = SingleFlight()
         self.metrics = EdgeMetrics(self.cache)
+        self.max_held_per_key = max_held_per_key
+        self.max_held = max_held
+        self.held = 0
+        self._held_by_key: dict[CacheKey, int] = {}
 
-    async def serve(self, slug: str, name: str, *, head: bool = False) -> Response:
-        """The response to ``GET`` (or ``HEAD``) ``/hls/<slug>/<name>``."""
+    async def serve(self, slug: str, name: str, *, head: bool = False, query: bytes = b"") -> Response:
+        """The response to ``GET`` (or ``HEAD``) ``/hls/<slug>/<name>?<query>``."""
         if not is_valid_slug(slug) or not OBJECT_NAME.match(name):
             return self._problem(404, "Not Found", "no such stream or object")
+        held = PART_PATTERN.match(name) is not None
+        if name == LL_PLAYLIST_NAME and query:
+            try:
+                directives = ll_directives(query)
+            except ValueError as exc:
+                return self._problem(400, "Bad Request", str(exc))
+            if directives:
+                name = f"{name}?{directives}"
+                held = "_HLS_msn=" in directives
         try:
             location = await self.locations.lookup(slug)
         except OSError as exc:
@@ -139,8 +167,31 @@ class EdgeProxy:
         if cached is not None:
             self.metrics.requests.labels("HIT").inc()
             return self._replay(cached, "HIT", head=head)
+        if not held:
+            return await self._miss(location, key, name, head=head, deadline=UPSTREAM_DEADLINE)
+        waiting = self._held_by_key.get(key, 0)
+        if waiting >= self.max_held_per_key or self.held >= self.max_held:
+            self.metrics.upstream_errors.labels("held_cap").inc()
+            return self._problem(503, "Service Unavailable", "too many waiting requests", retry_after=1)
+        self._held_by_key[key] = waiting + 1
+        self.held += 1
         try:
-            flight = await self.flights.run(key, lambda: self._fetch(location, name))
+            return await self._miss(location, key, name, head=head, deadline=HELD_DEADLINE)
+        finally:
+            self.held -= 1
+            left = self._held_by_key[key] - 1
+            if left:
+                self._held_by_key[key] = left
+            else:
+                del self._held_by_key[key]
+
+    async def _miss(
+        self, location: StreamLocation, key: CacheKey, name: str, *, head: bool, deadline: float
+    ) -> Response:
+        """Fetch a missing object, sharing the fetch with every concurrent request for ``key``."""
+        slug = location.slug
+        try:
+            flight = await self.flights.run(key, lambda: self._fetch(location, name, deadline))
         except NotFound:
             return self._problem(404, "Not Found", "no such stream")
         except (TimeoutError, httpx.TimeoutException):
@@ -164,10 +215,10 @@ class EdgeProxy:
         return self._replay(reply, status, head=head)
 
     async def _fetch(
-        self, location: StreamLocation, name: str
+        self, location: StreamLocation, name: str, deadline: float = UPSTREAM_DEADLINE
     ) -> tuple[CachedObject | TooLarge, StreamLocation]:
         """One upstream fetch; on a transport failure, re-resolve and retry once at a new origin."""
-        async with asyncio.timeout(UPSTREAM_DEADLINE):
+        async with asyncio.timeout(deadline):
             try:
                 response = await self._send(location, name, stream=True)
             except httpx.TransportError:
@@ -189,13 +240,14 @@ class EdgeProxy:
         return reply, location
 
     async def _send(self, location: StreamLocation, name: str, *, stream: bool) -> httpx.Response:
-        kind = "playlist" if name == PLAYLIST_NAME else "segment"
+        kind = object_kind(name)
         self.metrics.upstream_fetches.labels(kind).inc()
+        held = "_HLS_msn=" in name or kind == "part"
         request = self.client.build_request(
             "GET",
             upstream_url(location, name),
             headers={"Accept-Encoding": "identity", "Via": self.via},
-            timeout=UPSTREAM_TIMEOUT,
+            timeout=HELD_TIMEOUT if held else UPSTREAM_TIMEOUT,
         )
         return await self.client.send(request, stream=stream)
 
@@ -212,11 +264,16 @@ class EdgeProxy:
             chunks.append(chunk)
         body = b"".join(chunks)
         status = response.status_code
+        if status == 503 and "retry-after" in response.headers:
+            # The origin is shedding load or gave up holding a request: the viewer may retry.
+            self.metrics.upstream_errors.labels("status").inc()
+            return self._error(503, "Service Unavailable", "the origin asks to retry", retry_after=1)
         if status >= 500:
             self.metrics.upstream_errors.labels("status").inc()
             return self._error(502, "Bad Gateway", f"the origin answered {status}")
         now = self.clock()
-        expires = fresh_until(name, status, body, now)
+        path, _, directives = name.partition("?")
+        expires = fresh_until(path, status, body, now, blocking="_HLS_msn=" in directives)
         return CachedObject(
             status=status,
             headers=(
@@ -263,20 +320,22 @@ class EdgeProxy:
         # RFC 9110 §7.6.3: each intermediary appends its own entry to Via.
         return f"{upstream_via}, {self.via}" if upstream_via else self.via
 
-    def _error(self, status: int, title: str, detail: str) -> CachedObject:
+    def _error(self, status: int, title: str, detail: str, *, retry_after: int | None = None) -> CachedObject:
         """A problem+json response of the edge's own (RFC 9457), never cached."""
         body = json.dumps({"title": title, "status": status, "detail": detail}).encode()
-        headers = (
+        headers: tuple[tuple[str, str], ...] = (
             ("content-type", "application/problem+json"),
             ("cache-control", "no-cache"),
             *MEDIA_CORS.items(),
             ("via", self.via),
         )
+        if retry_after is not None:
+            headers += (("retry-after", str(retry_after)),)
         now = self.clock()
         return CachedObject(status=status, headers=headers, body=body, stored_at=now, expires_at=now)
 
-    def _problem(self, status: int, title: str, detail: str) -> Response:
-        return self._replay(self._error(status, title, detail), "MISS", head=False)
+    def _problem(self, status: int, title: str, detail: str, *, retry_after: int | None = None) -> Response:
+        return self._replay(self._error(status, title, detail, retry_after=retry_after), "MISS", head=False)
 
 
 class Replay(Response):
@@ -310,10 +369,42 @@ class HlsRoutes:
             path: str = scope["path"]
             if path.startswith("/hls/") and path.count("/") == 3:
                 slug, _, name = path[5:].partition("/")
-                response = await self.proxy.serve(slug, name, head=scope["method"] == "HEAD")
+                response = await self.proxy.serve(
+                    slug, name, head=scope["method"] == "HEAD", query=scope.get("query_string", b"")
+                )
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def ll_directives(query: bytes) -> str:
+    """The LL-HLS delivery directives of a playlist query, in canonical form (``""`` when none).
+
+    Canonical: fixed order, only ``_HLS_msn``, ``_HLS_part`` and ``_HLS_skip`` — viewers asking the same
+    thing share one cache key.  :class:`ValueError` for malformed directives (the origin would refuse them).
+    """
+    params = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    request = parse_playlist_query(params)
+    parts = []
+    if request.msn is not None:
+        parts.append(f"_HLS_msn={request.msn}")
+    if request.part is not None:
+        parts.append(f"_HLS_part={request.part}")
+    if request.skip:
+        parts.append("_HLS_skip=YES")
+    return "&".join(parts)
+
+
+def object_kind(name: str) -> str:
+    """How upstream fetches are counted: playlist, ll_playlist, part or segment."""
+    path = name.partition("?")[0]
+    if path == PLAYLIST_NAME:
+        return "playlist"
+    if path == LL_PLAYLIST_NAME:
+        return "ll_playlist"
+    if PART_PATTERN.match(path):
+        return "part"
+    return "segment"
 
 
 def cache_key(location: StreamLocation, name: str) -> CacheKey:
