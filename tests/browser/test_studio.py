@@ -204,6 +204,17 @@ def test_studio_works_on_a_phone_with_the_keyboard_alone(
     page.wait_for_function("() => document.getElementById('stream-key').value.startsWith('sk_')")
     assert horizontal_overflow(page) <= 0
     screenshot(page, "studio-phone")
+
+    # Without the Clipboard API (plain http on another host) Copy selects the key for Ctrl+C.
+    page.evaluate("() => Object.defineProperty(navigator, 'clipboard', { value: undefined })")
+    page.get_by_role("button", name="Copy key").click()
+    page.wait_for_function("() => document.getElementById('copy-status').textContent.includes('Stream key')")
+    assert page.evaluate("() => document.activeElement.id") == "stream-key"
+    selected = page.evaluate(
+        "() => { const el = document.activeElement;"
+        " return el.value.slice(el.selectionStart, el.selectionEnd); }"
+    )
+    assert selected.startswith("sk_") and selected == page.get_by_label("Stream key").input_value()
     page.goto(f"{server.http}/studio/streams/pocket/delete")
     assert horizontal_overflow(page) <= 0
     with page.expect_navigation():
