@@ -239,3 +239,39 @@ async def test_unknown_usernames_cost_a_verification_like_known_ones(database_ur
             assert hasher.verifications == before + 1, name
     finally:
         await db.close()
+
+
+async def test_0003_down_to_0002_and_up_again_keeps_streams(database_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from tests.db.test_migrations import _config, _schema_diff, _tables
+
+    db = Database(database_url, password_hasher=FAST)
+    try:
+        await db.upgrade()
+        alice = await db.users.create("alice", "correct horse")
+        record, key = await db.streams.create("Kept", slug="kept", owner_id=alice.id)
+        async with db.engine.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(_config(c), "0002"))
+        async with db.engine.connect() as conn:
+            assert await conn.run_sync(_tables) == {
+                "streams",
+                "api_tokens",
+                "publish_sessions",
+                "alembic_version",
+            }
+            columns = await conn.run_sync(
+                lambda c: {col["name"] for col in inspect(c).get_columns("streams")}
+            )
+            checks = await conn.run_sync(lambda c: inspect(c).get_check_constraints("streams"))
+        assert "owner_id" not in columns
+        assert [c["name"] for c in checks] == ["ck_streams_stream_status"]
+        await db.upgrade()
+        async with db.engine.connect() as conn:
+            assert await conn.run_sync(_schema_diff) == []
+        found = await db.streams.find_by_key(key)
+        assert found is not None and found.id == record.id and found.owner_id is None
+        assert await db.users.list() == []
+    finally:
+        await db.close()
