@@ -2,8 +2,11 @@
 
 Fixtures:
 
-- ``browser`` (session): headless Chromium from ``/usr/bin/chromium`` (override: ``STREAMIT_TEST_CHROMIUM``),
+- ``browser`` (module): headless Chromium from ``/usr/bin/chromium`` (override: ``STREAMIT_TEST_CHROMIUM``),
   autoplay allowed, audio muted.  Never ``playwright install``: the browser is the distribution's.
+  Module-scoped, not session-scoped: Playwright's sync API keeps an asyncio loop running in the main thread
+  while it is open, which would break every ``async def`` test collected after the browser tests.  For the
+  same reason a browser-test module must not contain ``async def`` tests.
 - ``page``: a fresh context and page (1280x800); ``page_log`` holds its console errors and uncaught page
   errors; an uncaught page error fails the test at teardown.
 - ``phone_page``: the same at 360x740, for the "no horizontal scrolling at 360 px" checks.
@@ -68,9 +71,9 @@ def require_hls_js() -> None:
         _missing("hls.js is not installed in node_modules (run `npm ci`)")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the whole session."""
+    """One headless Chromium per test module (see the module docstring for why not per session)."""
     executable = chromium_executable()
     require_hls_js()
     try:
