@@ -83,7 +83,7 @@ async def test_draft_stream_json_shape(client: httpx.AsyncClient, db: Database) 
         "status": "DRAFT",
         "started_at": None,
         "ended_at": None,
-        "playback": {"hls": None},
+        "playback": {"hls": None, "llhls": None},
         "media": {"video": None, "audio": None},
         "bitrate_kbps": None,
         "viewers": 0,
@@ -106,7 +106,10 @@ async def test_live_stream_json_shape(client: httpx.AsyncClient, db: Database) -
     assert body["status"] == "LIVE"
     assert datetime.fromisoformat(body["started_at"]) == STARTED
     assert body["ended_at"] is None
-    assert body["playback"] == {"hls": "https://live.example.com/hls/live-now/index.m3u8"}
+    assert body["playback"] == {
+        "hls": "https://live.example.com/hls/live-now/index.m3u8",
+        "llhls": "https://live.example.com/hls/live-now/ll.m3u8",
+    }
     assert body["media"] == {
         "video": {"codec": "h264", "width": 1920, "height": 1080, "fps": 30.0},
         "audio": {"codec": "aac", "sample_rate": 48000, "channels": 2},
@@ -130,7 +133,7 @@ async def test_ended_stream_has_no_playback(client: httpx.AsyncClient, db: Datab
     await db.streams.mark_ended(record.id, STARTED.replace(hour=6))
     body = (await client.get(f"/api/v1/streams/{record.slug}")).json()
     assert body["status"] == "ENDED"
-    assert body["playback"] == {"hls": None}
+    assert body["playback"] == {"hls": None, "llhls": None}
     assert datetime.fromisoformat(body["ended_at"]) == STARTED.replace(hour=6)
 
 
@@ -157,6 +160,7 @@ async def test_playback_route(client: httpx.AsyncClient, db: Database) -> None:
         "slug": "watch-me",
         "status": "DRAFT",
         "hls": None,
+        "llhls": None,
         "started_at": None,
         "media": {"video": None, "audio": None},
     }
@@ -169,6 +173,7 @@ async def test_playback_route(client: httpx.AsyncClient, db: Database) -> None:
         "slug": "watch-me",
         "status": "LIVE",
         "hls": "https://live.example.com/hls/watch-me/index.m3u8",
+        "llhls": "https://live.example.com/hls/watch-me/ll.m3u8",
         "media": {"video": {"codec": "h264", "width": 640, "height": 360, "fps": 25.0}, "audio": None},
     }
     assert key not in after.text

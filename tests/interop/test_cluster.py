@@ -155,7 +155,7 @@ def test_api_two_origins_two_edges_on_postgresql(
         _assert_plays(edge, tmp_path / f"edge-{number}.ts", ffprobe)
     live = _api_stream(api)
     assert live["status"] == "LIVE"
-    assert live["playback"] == {"hls": f"{edges[0].http}/hls/{SLUG}/index.m3u8"}
+    assert live["playback"]["hls"] == f"{edges[0].http}/hls/{SLUG}/index.m3u8"
 
     # 50 viewers per edge for 20 s; halfway through, every node's Redis connections are killed.
     segments_before = origin_a.metric("streamit_hls_requests_total", kind="segment", outcome="served")

@@ -55,11 +55,16 @@ class MediaOut(BaseModel):
 
 
 class PlaybackOut(BaseModel):
-    """Where to watch a stream; ``hls`` is ``null`` unless the stream is ``LIVE``."""
+    """Where to watch a stream; ``null`` unless the stream is ``LIVE``.
+
+    ``hls`` is the MPEG-TS playlist every HLS player plays; ``llhls`` the Low-Latency HLS playlist (fMP4
+    parts, blocking reload) for players that support it, ``null`` when the server does not package LL-HLS.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     hls: str | None = Field(examples=["http://localhost:8080/hls/my-show/index.m3u8"])
+    llhls: str | None = Field(default=None, examples=["http://localhost:8080/hls/my-show/ll.m3u8"])
 
 
 class StreamOut(BaseModel):
@@ -176,6 +181,7 @@ class StreamPlaybackOut(BaseModel):
     slug: str
     status: StreamStatus
     hls: str | None
+    llhls: str | None = None
     started_at: datetime | None
     media: MediaOut
 
@@ -193,6 +199,13 @@ class ProblemOut(BaseModel):
 def playback_url(settings: Settings, slug: str) -> str:
     """The HLS URL of ``slug``, whatever its status."""
     return f"{settings.resolved_playback_url}/hls/{slug}/index.m3u8"
+
+
+def llhls_url(settings: Settings, slug: str) -> str | None:
+    """The LL-HLS playlist URL of ``slug``; ``None`` when LL-HLS packaging is off."""
+    if not settings.hls_low_latency:
+        return None
+    return f"{settings.resolved_playback_url}/hls/{slug}/ll.m3u8"
 
 
 def media_out(record: StreamRecord) -> MediaOut:
@@ -222,7 +235,10 @@ def stream_out(record: StreamRecord, settings: Settings) -> StreamOut:
         status=record.status,
         started_at=record.started_at,
         ended_at=record.ended_at,
-        playback=PlaybackOut(hls=playback_url(settings, record.slug) if live else None),
+        playback=PlaybackOut(
+            hls=playback_url(settings, record.slug) if live else None,
+            llhls=llhls_url(settings, record.slug) if live else None,
+        ),
         media=media_out(record),
         bitrate_kbps=record.bitrate_kbps,
         viewers=record.viewers,
@@ -236,6 +252,7 @@ def stream_playback_out(record: StreamRecord, settings: Settings) -> StreamPlayb
         slug=record.slug,
         status=record.status,
         hls=playback_url(settings, record.slug) if live else None,
+        llhls=llhls_url(settings, record.slug) if live else None,
         started_at=record.started_at,
         media=media_out(record),
     )
