@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import uvicorn
 from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 from streamit.api import create_api_app
@@ -63,12 +64,19 @@ def create_app(
     install_web(app, db, settings, live=ingest)
     live_streams = Gauge("streamit_live_streams", "Streams with a publisher on this node", registry=registry)
     live_streams.set_function(lambda: sum(1 for c in ingest.channels.values() if c.owner is not None))
-    install_ops_routes(app, db, registry)
+    install_ops_routes(app, db, registry, disk_errors=stores.write_errors)
     return app
 
 
-def install_ops_routes(app: FastAPI, db: Database, metrics: CollectorRegistry) -> None:
-    """``/healthz`` (the process runs), ``/readyz`` (its database answers) and ``/metrics`` (Prometheus)."""
+def install_ops_routes(
+    app: FastAPI,
+    db: Database,
+    metrics: CollectorRegistry,
+    *,
+    disk_errors: Callable[[], dict[str, str]] | None = None,
+) -> None:
+    """``/healthz`` (the process runs), ``/readyz`` (its database answers and, on an origin, segments can
+    be written: ``disk_errors`` names the streams whose writes fail) and ``/metrics`` (Prometheus)."""
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -77,10 +85,14 @@ def install_ops_routes(app: FastAPI, db: Database, metrics: CollectorRegistry) -
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> Response:
         if not await db.ping():
-            return Response(
-                '{"status":"unavailable","detail":"database unreachable"}', 503, media_type="application/json"
+            return JSONResponse({"status": "unavailable", "detail": "database unreachable"}, 503)
+        failing = disk_errors() if disk_errors is not None else {}
+        if failing:
+            detail = "; ".join(f"{slug}: {reason}" for slug, reason in sorted(failing.items()))
+            return JSONResponse(
+                {"status": "degraded", "detail": f"segments cannot be written to disk ({detail})"}, 503
             )
-        return Response('{"status":"ready"}', media_type="application/json")
+        return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

@@ -105,3 +105,42 @@ def test_release_memory_keeps_serving_from_disk(tmp_path: Path) -> None:
     assert store.memory_bytes == 0
     assert store.segment("seg-000000.ts") == b"z" * 188
     assert store.playlist() == b"#EXTM3U\n#EXT-X-ENDLIST\n"
+
+
+def refuse_writes(store: SegmentStore, name: str) -> None:
+    """Make the next write of ``name`` fail as on a full disk: its temporary file leads to /dev/full."""
+    (store.directory / f".{name}.tmp").symlink_to("/dev/full")
+
+
+def test_a_full_disk_keeps_segments_and_playlist_in_memory(tmp_path: Path) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("/dev/full is needed to simulate a full disk")
+    registry = SegmentStoreRegistry(tmp_path, memory_segments=1)
+    store = registry.open("show")
+    store.apply([SegmentReady(segment(0, b"zero")), PlaylistUpdated("#EXTM3U\nseg-000000.ts\n")])
+    refuse_writes(store, "seg-000001.ts")
+    refuse_writes(store, "seg-000002.ts")
+
+    store.apply([SegmentReady(segment(1, b"one")), PlaylistUpdated("#EXTM3U\nseg-000001.ts\n")])
+    store.apply([SegmentReady(segment(2, b"two")), PlaylistUpdated("#EXTM3U\nseg-000002.ts\n")])
+
+    assert store.write_error is not None and "No space left" in store.write_error
+    assert registry.write_errors() == {"show": store.write_error}
+    # Unwritten segments stay in memory beyond memory_segments; the playlist is served from memory.
+    assert store.segment("seg-000001.ts") == b"one" and store.segment("seg-000002.ts") == b"two"
+    assert store.playlist() == b"#EXTM3U\nseg-000002.ts\n"
+    # The disk still holds the last complete playlist, naming only segments that exist there.
+    assert (store.directory / "index.m3u8").read_bytes() == b"#EXTM3U\nseg-000000.ts\n"
+    assert not (store.directory / "seg-000001.ts").exists()
+    assert not list(store.directory.glob(".*.tmp"))
+    store.release_memory()  # the stream ends: what the disk refused must not vanish
+    assert store.segment("seg-000002.ts") == b"two"
+
+    store.apply(
+        [SegmentReady(segment(3, b"three")), SegmentExpired("seg-000001.ts"), SegmentExpired("seg-000002.ts")]
+    )
+    assert store.write_error is None and registry.write_errors() == {}
+    store.apply([PlaylistUpdated("#EXTM3U\nseg-000003.ts\n")])
+    assert (store.directory / "index.m3u8").read_bytes() == b"#EXTM3U\nseg-000003.ts\n"
+    with pytest.raises(NotFound):
+        store.segment("seg-000001.ts")

@@ -27,11 +27,18 @@ PLAYLIST_NAME = "index.m3u8"
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename (atomic on POSIX)."""
+    """Write ``data`` to ``path`` through a temporary file and a rename (atomic on POSIX).
+
+    On failure (disk full …) the temporary file is removed and the error raised; ``path`` is untouched.
+    """
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class SegmentStore:
@@ -48,7 +55,11 @@ class SegmentStore:
         self.directory = root / slug
         self.memory_segments = memory_segments
         self._memory: OrderedDict[str, bytes] = OrderedDict()
+        # Segments the disk refused: kept in memory until they leave the playlist window.
+        self._unwritten: set[str] = set()
         self._playlist: bytes | None = None
+        self.write_error: str | None = None
+        """Why the last write to disk failed, while writes keep failing (``None`` when they succeed)."""
         self.directory.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -57,35 +68,68 @@ class SegmentStore:
         return sum(len(v) for v in self._memory.values())
 
     def release_memory(self) -> None:
-        """Drop the in-memory copies (the stream ended); the files stay and are served from disk."""
+        """Drop the in-memory copies (the stream ended); the files stay and are served from disk.
+
+        What the disk refused stays in memory: the ended playlist and its segments exist nowhere else.
+        """
+        if self._unwritten:
+            return
         self._memory.clear()
         self._playlist = None
 
     def reset(self) -> None:
         """Remove every file of a previous broadcast (a fresh packager starts numbering again)."""
         self._memory.clear()
+        self._unwritten.clear()
+        self.write_error = None
         self._playlist = None
         for entry in self.directory.iterdir():
             if entry.is_file() and (entry.suffix in {".ts", ".m3u8", ".tmp"}):
                 entry.unlink(missing_ok=True)
 
+    def _write(self, name: str, data: bytes) -> bool:
+        try:
+            write_atomically(self.directory / name, data)
+        except OSError as exc:
+            if self.write_error is None:
+                log.error(
+                    "stream %s: cannot write to %s (%s); serving from memory", self.slug, self.directory, exc
+                )
+            self.write_error = f"{exc.strerror or exc}"
+            return False
+        if self.write_error is not None:
+            log.info("stream %s: writing to %s works again", self.slug, self.directory)
+            self.write_error = None
+        return True
+
     def apply(self, events: Iterable[PackagerEvent]) -> None:
-        """Carry out the packager's events: store new segments, drop expired ones, publish playlists."""
+        """Carry out the packager's events: store new segments, drop expired ones, publish playlists.
+
+        When the disk refuses a write (full, read-only …) the stream goes on from memory: segments that
+        could not be written stay in memory until they leave the playlist window, the playlist is served
+        from memory, and :attr:`write_error` says why.  The playlist on disk is never half-written.
+        """
         for event in events:
             if isinstance(event, SegmentReady):
                 segment = event.segment
-                write_atomically(self.directory / segment.name, segment.data)
-                if self.memory_segments:
+                written = self._write(segment.name, segment.data)
+                if not written:
+                    self._unwritten.add(segment.name)
+                if self.memory_segments or not written:
                     self._memory[segment.name] = segment.data
-                    while len(self._memory) > self.memory_segments:
-                        self._memory.popitem(last=False)
+                    excess = len(self._memory) - self.memory_segments
+                    for name in [n for n in self._memory if n not in self._unwritten][: max(0, excess)]:
+                        del self._memory[name]
             elif isinstance(event, SegmentExpired):
                 self._memory.pop(event.name, None)
+                self._unwritten.discard(event.name)
                 (self.directory / event.name).unlink(missing_ok=True)
             elif isinstance(event, PlaylistUpdated):
                 data = event.text.encode()
-                # Segments are on disk before the playlist that names them (RFC 8216 §6.2.2).
-                write_atomically(self.directory / PLAYLIST_NAME, data)
+                # Segments are on disk before the playlist that names them (RFC 8216 §6.2.2); a playlist
+                # naming a segment the disk refused stays in memory only.
+                if not self._unwritten:
+                    self._write(PLAYLIST_NAME, data)
                 self._playlist = data
 
     def playlist(self) -> bytes:
@@ -144,6 +188,10 @@ class SegmentStoreRegistry:
             store = SegmentStore(self.root, slug, memory_segments=self.memory_segments)
             self._stores[slug] = store
         return store
+
+    def write_errors(self) -> dict[str, str]:
+        """Streams whose segments or playlists cannot be written to disk now, with the reason."""
+        return {slug: store.write_error for slug, store in self._stores.items() if store.write_error}
 
     def get(self, slug: str) -> SegmentStore | None:
         """The store of ``slug`` if this process packages it."""
