@@ -12,6 +12,7 @@ runs are the atheris harnesses in ``fuzz/`` (see docs/fuzzing.md).
 from __future__ import annotations
 
 import contextlib
+import os
 
 import pytest
 from fuzz.targets import TARGETS, Target, run_target
@@ -27,8 +28,9 @@ from tests.fuzz.mutations import peer_bytes
 
 ALL_TARGETS = sorted(TARGETS)
 INCREMENTAL_TARGETS = sorted(name for name, target in TARGETS.items() if target.incremental)
-EXAMPLES = 150
-"""Examples per target and property: ~16 targets × 3 properties stay within ~30 s on a busy 2-core box."""
+EXAMPLES = int(os.environ.get("STREAMIT_FUZZ_EXAMPLES", "150"))
+"""Examples per target and property: ~16 targets × 3 properties stay within ~30 s on a busy 2-core box.
+``STREAMIT_FUZZ_EXAMPLES=5000`` makes a long run without atheris."""
 
 fuzz_settings = settings(
     max_examples=EXAMPLES,
