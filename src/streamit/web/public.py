@@ -75,6 +75,13 @@ def hls_path(settings: Settings, slug: str) -> str:
     return f"/hls/{slug}/index.m3u8"
 
 
+def llhls_path(settings: Settings, slug: str) -> str:
+    """Where the watch page's player fetches the LL-HLS playlist; ``""`` when LL-HLS packaging is off."""
+    if not settings.hls_low_latency:
+        return ""
+    return hls_path(settings, slug).removesuffix("index.m3u8") + "ll.m3u8"
+
+
 def render_error(request: Request, status_code: int, heading: str, message: str) -> HTMLResponse:
     """The HTML error page (``error.html``) with ``status_code``."""
     response = templates.TemplateResponse(
@@ -119,6 +126,7 @@ def create_public_router(
                 "status": record.status.value,
                 "card": StreamCard.of(record, now),
                 "hls_url": hls_path(settings, record.slug),
+                "llhls_url": llhls_path(settings, record.slug),
                 "hls_available": assets.has_hls_js,
                 "ended_at": None if record.ended_at is None else record.ended_at.isoformat(),
             },

@@ -10,8 +10,8 @@
  *   // later, e.g. when the stream ends or the element goes away:
  *   player.destroy();
  *
- * attachPlayer(video, hlsUrl, { onStatus, onError }) returns { destroy(), engine } at once and starts in
- * the background:
+ * attachPlayer(video, hlsUrl, { onStatus, onError, lowLatencyUrl }) returns { destroy(), engine } at once and
+ * starts in the background:
  * - waits until the playlist has a segment (a stream that just went live has none yet; hls.js does not
  *   retry a 404 playlist), reporting state "starting";
  * - loads /static/vendor/hls.min.js once (served from node_modules; see streamit.web.vendor) and uses
@@ -20,7 +20,10 @@
  * - on network loss retries with backoff (1 s, 2 s … 30 s) until destroy(): hls.startLoad() after segment or
  *   playlist-refresh errors, a fresh hls.js instance after playlist errors; media errors go through
  *   hls.recoverMediaError(), then swapAudioCodec(), then a fresh instance;
- * - if autoplay with sound is refused, plays muted and says so.
+ * - if autoplay with sound is refused, plays muted and says so;
+ * - with lowLatencyUrl (the stream's LL-HLS playlist, ll.m3u8) and hls.js, plays that one with
+ *   lowLatencyMode (blocking playlist reload, parts) when it is ready; native HLS and a missing LL playlist
+ *   play hlsUrl.  video.dataset.playerSource says which: "ll-hls" | "hls".
  *
  * onStatus(state, message): state is "starting" | "loading" | "playing" | "buffering" | "recovering" |
  *   "muted" | "ended"; message is a sentence for a polite aria-live region ("" for "playing").  "playing" means
@@ -72,7 +75,8 @@ async function playlistReady(url) {
   }
   const text = await response.text();
   // An ENDLIST playlist is what the previous broadcast left until the new one writes its first segment.
-  return (text.includes("#EXTINF") || text.includes("#EXT-X-STREAM-INF")) && !text.includes("#EXT-X-ENDLIST");
+  const media = text.includes("#EXTINF") || text.includes("#EXT-X-PART:") || text.includes("#EXT-X-STREAM-INF");
+  return media && !text.includes("#EXT-X-ENDLIST");
 }
 
 const NETWORK_WORDS = {
@@ -103,8 +107,9 @@ function seconds(ms) {
 }
 
 /** Play `hlsUrl` in `video`; see the module comment for the callbacks and the returned handle. */
-export function attachPlayer(video, hlsUrl, { onStatus = () => {}, onError = () => {} } = {}) {
+export function attachPlayer(video, hlsUrl, { onStatus = () => {}, onError = () => {}, lowLatencyUrl = null } = {}) {
   let destroyed = false;
+  let sourceUrl = hlsUrl;
   let hls = null;
   let Hls = null;
   let timer = null;
@@ -240,7 +245,8 @@ export function attachPlayer(video, hlsUrl, { onStatus = () => {}, onError = () 
   }
 
   function startHls() {
-    hls = new Hls({ backBufferLength: 30 });
+    const lowLatency = sourceUrl !== hlsUrl;
+    hls = new Hls({ backBufferLength: 30, lowLatencyMode: lowLatency });
     hls.on(Hls.Events.ERROR, onHlsError);
     hls.on(Hls.Events.MANIFEST_PARSED, () => play());
     hls.on(Hls.Events.FRAG_BUFFERED, () => {
@@ -250,7 +256,7 @@ export function attachPlayer(video, hlsUrl, { onStatus = () => {}, onError = () 
         attempt = 0;
       }
     });
-    hls.loadSource(hlsUrl);
+    hls.loadSource(sourceUrl);
     hls.attachMedia(video);
   }
 
@@ -299,6 +305,10 @@ export function attachPlayer(video, hlsUrl, { onStatus = () => {}, onError = () 
     if (library && library.isSupported()) {
       Hls = library;
       setEngine("hls.js");
+      if (lowLatencyUrl && (await playlistReady(lowLatencyUrl).catch(() => false))) {
+        sourceUrl = lowLatencyUrl;
+      }
+      video.dataset.playerSource = sourceUrl === hlsUrl ? "hls" : "ll-hls";
       startHls();
     } else if (video.canPlayType(HLS_MIME)) {
       setEngine("native");
@@ -327,6 +337,7 @@ export function attachPlayer(video, hlsUrl, { onStatus = () => {}, onError = () 
     video.removeAttribute("src");
     video.load();
     delete video.dataset.playerEngine;
+    delete video.dataset.playerSource;
   }
 
   start().catch((error) => {

@@ -57,6 +57,7 @@ function setError(source, message) {
 
 function startPlayer() {
   player = attachPlayer(video, root.dataset.hlsUrl, {
+    lowLatencyUrl: root.dataset.llhlsUrl || null,
     onStatus(state, message) {
       view.status.textContent = message;
       if (state === "playing") {
