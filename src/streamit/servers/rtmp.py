@@ -32,6 +32,10 @@ IDLE_TIMEOUT = 30.0
 _HANDSHAKE_BYTES = 1 + 1536 + 1536
 # Replies to a publisher are small; a peer that does not read them for this long is dead or hostile.
 WRITE_HIGH_WATER = 1024 * 1024
+# While a stream is published, reading pauses this long after each read so that the next read carries
+# several RTMP messages: an encoder writes ~100 small packets a second and every wake-up of the event loop
+# costs more than parsing them.  The kernel buffers the bytes meanwhile; HLS latency does not notice.
+READ_COALESCE = 0.03
 
 
 class RtmpProtocol(asyncio.Protocol):
@@ -50,6 +54,7 @@ class RtmpProtocol(asyncio.Protocol):
         self.admitted = False
         self._pending: asyncio.Task[None] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
+        self._coalescing: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -80,6 +85,29 @@ class RtmpProtocol(asyncio.Protocol):
             self._fail(exc)
             return
         self._handle_events()
+        self._coalesce_reads()
+
+    def _coalesce_reads(self) -> None:
+        session = self.session
+        transport = self.transport
+        if (
+            self.server.read_coalesce <= 0
+            or session is None
+            or session.publish is None
+            or self._pending is not None
+            or self._coalescing is not None
+            or transport is None
+            or transport.is_closing()
+        ):
+            return
+        transport.pause_reading()
+        self._coalescing = self.loop.call_later(self.server.read_coalesce, self._read_again)
+
+    def _read_again(self) -> None:
+        self._coalescing = None
+        transport = self.transport
+        if self._pending is None and transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
     def _handle_events(self) -> None:
         session = self.session
@@ -108,7 +136,7 @@ class RtmpProtocol(asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             return
         self._handle_events()
-        if not self.transport.is_closing():
+        if not self.transport.is_closing() and self._coalescing is None:
             self.transport.resume_reading()
 
     def _flush(self) -> None:
@@ -165,6 +193,8 @@ class RtmpProtocol(asyncio.Protocol):
         self.server.connections.discard(self)
         if self._watchdog is not None:
             self._watchdog.cancel()
+        if self._coalescing is not None:
+            self._coalescing.cancel()
         if self._pending is not None:
             self._pending.cancel()
         if exc is not None:
@@ -186,8 +216,10 @@ class RtmpServer:
         max_connections_per_ip: int = 50,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
         idle_timeout: float = IDLE_TIMEOUT,
+        read_coalesce: float = READ_COALESCE,
     ) -> None:
         self.ingest = ingest
+        self.read_coalesce = read_coalesce
         self.max_message_size = max_message_size
         self.handshake_timeout = handshake_timeout
         self.idle_timeout = idle_timeout
@@ -207,6 +239,7 @@ class RtmpServer:
             max_connections_per_ip=settings.rtmp_max_connections_per_ip,
             handshake_timeout=settings.rtmp_handshake_timeout,
             idle_timeout=settings.rtmp_idle_timeout,
+            read_coalesce=settings.rtmp_read_coalesce,
         )
 
     async def start(self, host: str, port: int, *, tls: ssl.SSLContext | None = None) -> int:
