@@ -17,7 +17,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 from streamit.api import create_api_app
 from streamit.config import Settings
 from streamit.db import Database
-from streamit.discovery import DEFAULT_TTL, MemoryRegistry, OriginRegistrar, Registry
+from streamit.discovery import (
+    DEFAULT_TTL,
+    DisconnectCommand,
+    MemoryRegistry,
+    OriginRegistrar,
+    RedisControlChannel,
+    Registry,
+)
 from streamit.errors import InvalidInput
 from streamit.hooks import PublishCallbacks, WebhookDispatcher
 from streamit.origin import SegmentStoreRegistry, create_origin_router
@@ -149,6 +156,7 @@ async def run_node(
     stop: asyncio.Event,
     *,
     cluster_registry: Registry | None = None,
+    cluster_control: RedisControlChannel | None = None,
     discovery_ttl: float = DEFAULT_TTL,
 ) -> None:
     """Run ingest, packaging and HTTP until ``stop`` is set.
@@ -210,12 +218,24 @@ async def run_node(
         "publish to %s/<stream key>; watch at %s/", settings.resolved_rtmp_url, settings.resolved_public_url
     )
     heartbeats = asyncio.create_task(registrar.run()) if registrar is not None else None
+    # The API of a cluster asks, through this channel, to kick the publisher of a rotated or deleted key.
+    commands = None
+    if cluster_control is not None:
+
+        async def obey(command: DisconnectCommand) -> None:
+            await ingest.disconnect(command.stream_id, command.reason)
+
+        commands = asyncio.create_task(cluster_control.listen(obey))
     if ready is not None:
         ready.set()
     stop_wait = asyncio.create_task(stop.wait())
     await asyncio.wait({stop_wait, http_task}, return_when=asyncio.FIRST_COMPLETED)
     log.info("shutting down")
     reporter.cancel()
+    if commands is not None:
+        commands.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await commands
     await rtmp.close()
     if heartbeats is not None and registrar is not None:
         heartbeats.cancel()

@@ -21,7 +21,13 @@ from streamit.api.liveness import OriginLossReaper
 from streamit.app import EmbeddedUvicorn, install_ops_routes, run_node, stop_on_signals
 from streamit.config import Settings
 from streamit.db import Database
-from streamit.discovery import DEFAULT_TTL, HlsFolderWatcher, RedisRegistry, normalize_origin_url
+from streamit.discovery import (
+    DEFAULT_TTL,
+    HlsFolderWatcher,
+    RedisControlChannel,
+    RedisRegistry,
+    normalize_origin_url,
+)
 from streamit.edge import create_edge_app
 from streamit.errors import ConfigError
 from streamit.hooks import WebhookDispatcher
@@ -50,6 +56,16 @@ def _redis_registry(settings: Settings, cluster_secret: str, prefix: str, client
     return RedisRegistry(settings.redis_url, secret=cluster_secret, prefix=prefix, client_name=client_name)
 
 
+def _control_channel(
+    settings: Settings, cluster_secret: str, prefix: str, client_name: str
+) -> RedisControlChannel:
+    if not settings.redis_url:
+        raise ConfigError("this role needs --redis-url (or STREAMIT_REDIS_URL)")
+    return RedisControlChannel(
+        settings.redis_url, secret=cluster_secret, prefix=prefix, client_name=f"{client_name}-control"
+    )
+
+
 async def run_origin(
     settings: Settings,
     cluster_secret: str,
@@ -70,10 +86,19 @@ async def run_origin(
         raise ConfigError("streamit origin needs --public-url: the URL edges reach this origin at")
     normalize_origin_url(settings.public_url)
     registry = _redis_registry(settings, cluster_secret, redis_prefix, f"streamit-origin-{settings.node_id}")
+    control = _control_channel(settings, cluster_secret, redis_prefix, f"streamit-origin-{settings.node_id}")
     try:
         async with stop_on_signals(stop) as stopping:
-            await run_node(settings, ready, stopping, cluster_registry=registry, discovery_ttl=discovery_ttl)
+            await run_node(
+                settings,
+                ready,
+                stopping,
+                cluster_registry=registry,
+                cluster_control=control,
+                discovery_ttl=discovery_ttl,
+            )
     finally:
+        await control.close()
         await registry.close()
 
 
@@ -192,13 +217,15 @@ async def run_api(
     """
     _configure_logging(settings)
     registry = _redis_registry(settings, cluster_secret, redis_prefix, f"streamit-api-{settings.node_id}")
+    control = _control_channel(settings, cluster_secret, redis_prefix, f"streamit-api-{settings.node_id}")
     db = Database.from_settings(settings)
     webhooks = WebhookDispatcher(settings)
     try:
         await db.upgrade()
         await webhooks.start()
-        app = create_api_app(db, settings, webhooks=webhooks)
-        install_web(app, db, settings)
+        # Rotating a key or deleting a stream kicks its publisher on whichever origin holds it.
+        app = create_api_app(db, settings, live=control, webhooks=webhooks)
+        install_web(app, db, settings, live=control)
         metrics = CollectorRegistry()
         ended = Counter(
             "streamit_streams_origin_lost",
@@ -219,6 +246,7 @@ async def run_api(
                     await sweeps
     finally:
         await webhooks.aclose()
+        await control.close()
         await registry.close()
         await db.close()
     log.info("api stopped")

@@ -281,3 +281,34 @@ def test_redis_restart_mid_stream(
         cluster.kill_all()
         admin.close()
         private.stop()
+
+
+def test_api_key_rotation_kicks_the_publisher_on_its_origin(
+    pg_cluster: Cluster, publishers: PublisherFactory
+) -> None:
+    cluster = pg_cluster
+    origin = cluster.origin("origin-a")
+    edge = cluster.edge("edge-1")
+    api = cluster.api("api", playback_url=edge.http)
+    stream = origin.create_stream(SLUG)
+    publisher = publishers.generated(origin.rtmp_url(stream.stream_key), seconds=60)
+    assert wait_for(lambda: _api_stream(api)["status"] == "LIVE", 20), cluster.logs()
+
+    rotated = httpx.post(
+        f"{api.http}/api/v1/streams/{SLUG}/rotate-key",
+        headers={"Authorization": f"Bearer {_token(api)}"},
+        timeout=10,
+    )
+    assert rotated.status_code == 200, rotated.text
+    new_key = rotated.json()["stream_key"]
+    assert new_key != stream.stream_key
+    started = time.monotonic()
+    assert publisher.wait(15) is not None
+    assert time.monotonic() - started < 10
+    assert wait_for(lambda: _api_stream(api)["status"] == "ENDED", 10), cluster.logs()
+    assert "asked 1 origin(s) to disconnect" in api.log()
+    assert new_key not in api.log() and new_key not in origin.log()
+
+    again = publishers.generated(origin.rtmp_url(new_key), seconds=30)
+    assert wait_for(lambda: _api_stream(api)["status"] == "LIVE", 20), cluster.logs()
+    assert again.poll() is None, again.errors()

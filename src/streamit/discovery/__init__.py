@@ -6,6 +6,7 @@ A :class:`Registry` maps slugs to :class:`StreamLocation` entries that expire un
 :class:`OriginRegistrar`; :class:`HlsFolderWatcher` does the same for playlists another packager writes.
 """
 
+from streamit.discovery.control import CommandSigner, DisconnectCommand, RedisControlChannel
 from streamit.discovery.entry import EntrySigner, decode_entry, encode_entry
 from streamit.discovery.location import StreamLocation, is_valid_slug, normalize_origin_url
 from streamit.discovery.memory import MemoryRegistry
@@ -17,12 +18,15 @@ from streamit.discovery.watcher import HlsFolderWatcher, PlaylistState
 
 __all__ = [
     "DEFAULT_TTL",
+    "CommandSigner",
+    "DisconnectCommand",
     "EntrySigner",
     "HlsFolderWatcher",
     "MemoryRegistry",
     "OriginRegistrar",
     "PlaylistState",
     "PlaylistSummary",
+    "RedisControlChannel",
     "RedisRegistry",
     "Registry",
     "StreamLocation",
