@@ -140,6 +140,9 @@ def connection(data: bytes, step: int | None = None) -> None:
             elif isinstance(event, MetaDataReceived):
                 demuxers[event.stream_id].feed_metadata(event.values)
         conn.data_to_send()
+    # An error in messages held behind ``connect`` surfaces on the next call (as the pump's next read would
+    # see it); without this, feeding whole and feeding in pieces could end differently.
+    conn.receive_data(b"")
 
 
 # --- FLV and media ----------------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from fuzz import seeds
 from streamit.errors import RemoteProtocolError
 from streamit.rtmp import ChunkReader, Message, ServerHandshake
-from streamit.rtmp.amf0 import decode_amf0
+from streamit.rtmp.amf0 import decode_amf0, encode_amf0_all
+from streamit.rtmp.chunk import ChunkWriter
 from streamit.rtmp.handshake import HANDSHAKE_SIZE
 from tests.fuzz.mutations import peer_bytes
 
@@ -105,3 +106,13 @@ def test_bytes_after_c2_are_left_for_the_chunk_layer(seed: bytes, tail: bytes) -
     consumed_c2, _ = shake.receive(buffer[consumed:])
     assert shake.complete and len(reply) == 1 + 2 * HANDSHAKE_SIZE
     assert buffer[consumed + consumed_c2 :] == tail
+
+
+def test_an_error_held_behind_connect_ends_the_same_whole_or_in_pieces() -> None:
+    """Messages after ``connect`` wait for its decision; a malformed one among them must still fail."""
+    writer = ChunkWriter()
+    connect = writer.write(3, 20, 0, 0, encode_amf0_all("connect", 1.0, {"app": "live"}))
+    data = b"\x03" + bytes(2 * HANDSHAKE_SIZE) + connect + writer.write(3, 20, 0, 0, b"\x02\x00")
+    target = TARGETS["connection"]
+    assert run_target(target, data) is False
+    assert run_target(target, data, 1) is False
