@@ -94,6 +94,19 @@ def _echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2))
 
 
+def _print_rows(
+    rows: list[dict[str, Any]], *, as_json: bool, empty: str, line: Callable[[dict[str, Any]], str]
+) -> None:
+    """``rows`` as JSON, or one ``line`` each (``empty`` when there are none)."""
+    if as_json:
+        _echo_json(rows)
+    elif not rows:
+        click.echo(empty)
+    else:
+        for row in rows:
+            click.echo(line(row))
+
+
 def _public_json(record: StreamRecord, settings: Settings) -> dict[str, Any]:
     return stream_out(record, settings).model_dump(mode="json")
 
@@ -403,16 +416,16 @@ def list_tokens(as_json: bool, settings: Settings) -> None:
         }
         for r in records
     ]
-    if as_json:
-        _echo_json(rows)
-        return
-    if not rows:
-        click.echo("no tokens")
-        return
-    width = max(len(r.name) for r in records)
-    for row in rows:
-        used = row["last_used_at"] or "-"
-        click.echo(f"{row['name']:<{width}}  {row['id']}  created {row['created_at']}  used {used}")
+    width = max((len(r.name) for r in records), default=0)
+    _print_rows(
+        rows,
+        as_json=as_json,
+        empty="no tokens",
+        line=lambda row: (
+            f"{row['name']:<{width}}  {row['id']}  created {row['created_at']}"
+            f"  used {row['last_used_at'] or '-'}"
+        ),
+    )
 
 
 @tokens.command("revoke")
@@ -478,16 +491,16 @@ def list_users(as_json: bool, settings: Settings) -> None:
         }
         for r in records
     ]
-    if as_json:
-        _echo_json(rows)
-        return
-    if not rows:
-        click.echo("no users")
-        return
-    width = max(len(r.username) for r in records)
-    for row in rows:
-        role = "admin" if row["is_admin"] else "user"
-        click.echo(f"{row['username']:<{width}}  {role:<5}  last sign-in {row['last_login_at'] or '-'}")
+    width = max((len(r.username) for r in records), default=0)
+    _print_rows(
+        rows,
+        as_json=as_json,
+        empty="no users",
+        line=lambda row: (
+            f"{row['username']:<{width}}  {'admin' if row['is_admin'] else 'user':<5}"
+            f"  last sign-in {row['last_login_at'] or '-'}"
+        ),
+    )
 
 
 @users.command("delete")
