@@ -23,6 +23,7 @@ from streamit.discovery import StreamLocation
 from streamit.edge import create_edge_app, fresh_until
 from streamit.edge.cache import IMMUTABLE, playlist_part_target
 from streamit.edge.proxy import EdgeProxy, ll_directives
+from streamit.errors import InvalidInput
 from streamit.origin import SegmentStoreRegistry, create_origin_router
 from streamit.origin.parts import LiveLlHls, LlHlsStoreRegistry
 from tests.origin.test_ll_routes import Feeder, parts_listed, preload_hint
@@ -170,8 +171,10 @@ async def test_an_origin_503_reaches_the_viewer_with_retry_after(setup: Setup) -
 def test_canonical_directives() -> None:
     assert ll_directives(b"") == ""
     assert ll_directives(b"_HLS_skip=v2&_HLS_part=3&_HLS_msn=7&x=1") == "_HLS_msn=7&_HLS_part=3&_HLS_skip=YES"
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidInput):
         ll_directives(b"_HLS_msn=1&_HLS_msn=2")
+    with pytest.raises(InvalidInput):
+        ll_directives("_HLS_msn=١".encode())  # a non-ASCII digit is not a decimal-integer
 
 
 LL_PLAYLIST = (

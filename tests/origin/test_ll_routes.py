@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from streamit.errors import NotFound
+from streamit.errors import InvalidInput, NotFound
 from streamit.fmp4 import parse_fragment
 from streamit.media.frame import Frame
 from streamit.origin import SegmentStoreRegistry, create_origin_router
@@ -330,10 +330,10 @@ async def test_restart_keeps_numbering_and_names(tmp_path: Path) -> None:
 @given(
     st.lists(st.tuples(st.sampled_from(["_HLS_msn", "_HLS_part", "_HLS_skip", "x"]), st.text(max_size=12)))
 )
-def test_any_query_parses_or_raises_value_error(params: list[tuple[str, str]]) -> None:
+def test_any_query_parses_or_raises_invalid_input(params: list[tuple[str, str]]) -> None:
     try:
         request = parse_playlist_query(params)
-    except ValueError:
+    except InvalidInput:
         return
     assert isinstance(request, PlaylistRequest)
     assert request.part is None or request.msn is not None

@@ -38,7 +38,7 @@ from streamit.discovery import StreamLocation, is_valid_slug
 from streamit.edge.cache import ByteLruCache, CachedObject, fresh_until
 from streamit.edge.locations import LocationCache, Resolver
 from streamit.edge.singleflight import SingleFlight
-from streamit.errors import NotFound
+from streamit.errors import InvalidInput, NotFound
 from streamit.origin.parts import LL_PLAYLIST_NAME, PART_PATTERN, parse_playlist_query
 from streamit.origin.routes import MEDIA_CORS
 from streamit.origin.store import PLAYLIST_NAME
@@ -92,6 +92,8 @@ class EdgeMetrics:
             ["cache"],
             registry=self.registry,
         )
+        # Bound once: labels() on every hit costs more than the rest of answering it.
+        self.hits = self.requests.labels("HIT")
         self.upstream_fetches = Counter(
             "streamit_edge_upstream_fetches",
             "Requests sent to origins, by object kind",
@@ -150,7 +152,7 @@ class EdgeProxy:
         if name == LL_PLAYLIST_NAME and query:
             try:
                 directives = ll_directives(query)
-            except ValueError as exc:
+            except InvalidInput as exc:
                 return self._problem(400, "Bad Request", str(exc))
             if directives:
                 name = f"{name}?{directives}"
@@ -165,7 +167,7 @@ class EdgeProxy:
         key = cache_key(location, name)
         cached = self.cache.get(key, self.clock())
         if cached is not None:
-            self.metrics.requests.labels("HIT").inc()
+            self.metrics.hits.inc()
             return self._replay(cached, "HIT", head=head)
         if not held:
             return await self._miss(location, key, name, head=head, deadline=UPSTREAM_DEADLINE)
@@ -184,6 +186,30 @@ class EdgeProxy:
                 self._held_by_key[key] = left
             else:
                 del self._held_by_key[key]
+
+    def hit(self, slug: str, name: str, query: bytes = b"") -> CachedObject | None:
+        """The fresh cached answer to ``GET /hls/<slug>/<name>?<query>``, found without waiting, or ``None``.
+
+        Checks what :meth:`serve` checks, from memory only: a well-formed name, a stream located less than
+        a lookup TTL ago, a fresh object under its key; a hit is counted as :meth:`serve` counts it.
+        ``None`` (a miss, an unknown or stale location, a malformed request) means :meth:`serve` answers.
+        """
+        if not is_valid_slug(slug) or not OBJECT_NAME.match(name):
+            return None
+        if name == LL_PLAYLIST_NAME and query:
+            try:
+                directives = ll_directives(query)
+            except ValueError:
+                return None
+            if directives:
+                name = f"{name}?{directives}"
+        location = self.locations.remembered(slug)
+        if location is None:
+            return None
+        cached = self.cache.get(cache_key(location, name), self.clock())
+        if cached is not None:
+            self.metrics.hits.inc()
+        return cached
 
     async def _miss(
         self, location: StreamLocation, key: CacheKey, name: str, *, head: bool, deadline: float
@@ -381,7 +407,7 @@ def ll_directives(query: bytes) -> str:
     """The LL-HLS delivery directives of a playlist query, in canonical form (``""`` when none).
 
     Canonical: fixed order, only ``_HLS_msn``, ``_HLS_part`` and ``_HLS_skip`` — viewers asking the same
-    thing share one cache key.  :class:`ValueError` for malformed directives (the origin would refuse them).
+    thing share one cache key.  :class:`InvalidInput` for malformed directives (the origin would refuse them).
     """
     params = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
     request = parse_playlist_query(params)
@@ -434,6 +460,34 @@ def replayed_headers(headers: httpx.Headers) -> tuple[tuple[str, str], ...]:
     return tuple((name, value) for name, value in headers.items() if name in REPLAYED_HEADERS)
 
 
+def upstream_client() -> httpx.AsyncClient:
+    """The pooled client an edge fetches from origins with (the caller closes it)."""
+    return httpx.AsyncClient(
+        timeout=UPSTREAM_TIMEOUT,
+        limits=httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30),
+    )
+
+
+def create_edge_proxy(
+    resolver: Resolver,
+    *,
+    client: httpx.AsyncClient,
+    max_cache_bytes: int = 256 * MiB,
+    max_object_bytes: int | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    node: str = "streamit-edge",
+) -> EdgeProxy:
+    """An :class:`EdgeProxy` with the edge's defaults; ``max_object_bytes`` as in :func:`create_edge_app`."""
+    return EdgeProxy(
+        resolver,
+        client=client,
+        max_cache_bytes=max_cache_bytes,
+        max_object_bytes=max_object_bytes or min(max(max_cache_bytes // 8, 1), 64 * MiB),
+        clock=clock,
+        node=node,
+    )
+
+
 def create_edge_app(
     resolver: Resolver,
     *,
@@ -450,15 +504,12 @@ def create_edge_app(
     :class:`httpx.AsyncClient` and closes it at shutdown.  The proxy is ``app.state.edge``.
     """
     owned = client is None
-    upstream = client or httpx.AsyncClient(
-        timeout=UPSTREAM_TIMEOUT,
-        limits=httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30),
-    )
-    proxy = EdgeProxy(
+    upstream = client or upstream_client()
+    proxy = create_edge_proxy(
         resolver,
         client=upstream,
         max_cache_bytes=max_cache_bytes,
-        max_object_bytes=max_object_bytes or min(max(max_cache_bytes // 8, 1), 64 * MiB),
+        max_object_bytes=max_object_bytes,
         clock=clock,
         node=node,
     )

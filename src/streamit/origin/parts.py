@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
 
-from streamit.errors import NotFound, RemoteProtocolError
+from streamit.errors import InvalidInput, NotFound, RemoteProtocolError
 from streamit.hls.parts import (
     InitSegmentReady,
     LlHlsEvent,
@@ -71,7 +71,7 @@ class PlaylistRequest:
 
 
 def parse_playlist_query(params: Iterable[tuple[str, str]]) -> PlaylistRequest:
-    """The directives of a playlist URL's query; :class:`ValueError` for malformed ones (a 400).
+    """The directives of a playlist URL's query; :class:`InvalidInput` for malformed ones (a 400).
 
     ``_HLS_msn`` and ``_HLS_part`` are decimal integers, ``_HLS_part`` needs ``_HLS_msn``; ``_HLS_skip`` is
     ``YES`` or ``v2`` (we have no date ranges to skip, so both mean the same).  Other parameters are ignored.
@@ -80,15 +80,15 @@ def parse_playlist_query(params: Iterable[tuple[str, str]]) -> PlaylistRequest:
     for name, value in params:
         if name in {"_HLS_msn", "_HLS_part", "_HLS_skip"}:
             if name in values:
-                raise ValueError(f"{name} given twice")
+                raise InvalidInput(f"{name} given twice")
             values[name] = value
     msn = _decimal(values.get("_HLS_msn"), "_HLS_msn")
     part = _decimal(values.get("_HLS_part"), "_HLS_part")
     if part is not None and msn is None:
-        raise ValueError("_HLS_part needs _HLS_msn")
+        raise InvalidInput("_HLS_part needs _HLS_msn")
     skip_value = values.get("_HLS_skip")
     if skip_value not in (None, "YES", "v2"):
-        raise ValueError("_HLS_skip must be YES or v2")
+        raise InvalidInput("_HLS_skip must be YES or v2")
     return PlaylistRequest(msn=msn, part=part, skip=skip_value is not None)
 
 
@@ -96,7 +96,7 @@ def _decimal(value: str | None, name: str) -> int | None:
     if value is None:
         return None
     if not value.isascii() or not value.isdigit() or len(value) > 9:
-        raise ValueError(f"{name} must be a decimal integer")
+        raise InvalidInput(f"{name} must be a decimal integer")
     return int(value)
 
 
@@ -275,7 +275,7 @@ class LlHlsStoreRegistry:
     def open(self, slug: str) -> LiveLlHls:
         """A fresh LL-HLS state for ``slug`` (replacing any previous one, whose waiters are answered)."""
         if not SLUG_PATTERN.match(slug):
-            raise ValueError(f"invalid slug {slug!r}")
+            raise InvalidInput(f"invalid slug {slug!r}")
         self.remove(slug)
         live = LiveLlHls(
             LlHlsPackager(

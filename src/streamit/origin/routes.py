@@ -8,7 +8,7 @@ import json
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CollectorRegistry, Counter
 
-from streamit.errors import NotFound
+from streamit.errors import InvalidInput, NotFound
 from streamit.origin.parts import (
     LL_OBJECT_PATTERN,
     LL_PLAYLIST_NAME,
@@ -110,7 +110,7 @@ def create_origin_router(
     async def ll_playlist(slug: str, request: Request) -> Response:
         try:
             directives = parse_playlist_query(request.query_params.multi_items())
-        except ValueError as exc:
+        except InvalidInput as exc:
             ll_playlists_refused.inc()
             return problem(400, "Bad Request", str(exc))
         live = live_ll(slug)
