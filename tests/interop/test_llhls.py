@@ -168,3 +168,31 @@ def test_ll_hls_through_an_edge_with_one_upstream_request_per_part(
     assert statuses in ({200}, {404}), statuses
     if statuses == {200}:
         assert origin.metric("streamit_hls_requests_total", kind="ll_object", outcome="served") - before == 1
+
+
+def test_republish_continues_the_ll_playlist_after_a_discontinuity(
+    server: Server, publishers: PublisherFactory
+) -> None:
+    info = server.create_stream("Again", slug="again")
+    url = f"{server.http}/hls/again/ll.m3u8"
+    first = publishers.generated(server.rtmp_url(info.stream_key), seconds=5)
+    assert first.wait(60) == 0, first.errors()
+    assert wait_for(lambda: "#EXT-X-ENDLIST" in httpx.get(url, timeout=5).text, 20), server.log()
+    ended = m3u8.loads(httpx.get(url, timeout=5).text)
+    last_msn = ended.media_sequence + len(ended.segments) - 1
+    publishers.generated(server.rtmp_url(info.stream_key), seconds=60)
+
+    def resumed() -> m3u8.M3U8 | None:
+        text = httpx.get(url, timeout=5).text
+        parsed = m3u8.loads(text)
+        new = [s for s in parsed.segments if s.uri is not None and s.discontinuity]
+        return parsed if new and "#EXT-X-ENDLIST" not in text else None
+
+    assert wait_for(resumed, 30), server.log()
+    playlist = resumed()
+    assert playlist is not None
+    check_rules(playlist)
+    restarted = next(s for s in playlist.segments if s.discontinuity)
+    assert restarted.init_section is not None and restarted.init_section.uri == "init-1.mp4"
+    assert restarted.uri == f"seg-{last_msn + 1:06d}.m4s"  # numbering goes on: no URI is reused
+    assert httpx.get(f"{server.http}/hls/again/init-1.mp4", timeout=5).status_code == 200
