@@ -28,7 +28,8 @@ from streamit.discovery import (
     RedisRegistry,
     normalize_origin_url,
 )
-from streamit.edge import create_edge_app
+from streamit.edge.http import EdgeHttpServer
+from streamit.edge.proxy import create_edge_proxy, upstream_client
 from streamit.errors import ConfigError
 from streamit.hooks import WebhookDispatcher
 from streamit.servers.http import http_config
@@ -119,10 +120,20 @@ async def run_edge(
     _configure_logging(settings)
     registry = _redis_registry(settings, cluster_secret, redis_prefix, f"streamit-edge-{settings.node_id}")
     try:
-        app = create_edge_app(registry, node=settings.node_id)
-        async with stop_on_signals(stop) as stopping:
-            # lifespan "on": the edge app closes its pooled upstream client when uvicorn shuts down.
-            await _serve_http(app, settings, stopping, ready, role="edge", lifespan="on")
+        async with upstream_client() as client, stop_on_signals(stop) as stopping:
+            proxy = create_edge_proxy(registry, client=client, node=settings.node_id)
+            # Our own HTTP/1.1 server, not uvicorn: it answers cache hits without the ASGI machinery.
+            http = EdgeHttpServer(proxy, max_connections=settings.http_max_connections)
+            try:
+                await http.start(settings.http_host, settings.http_port)
+            except OSError as exc:
+                raise SystemExit(f"edge HTTP server failed to start: {exc}") from exc
+            log.info("edge listening on %s:%d", settings.http_host, http.port)
+            if ready is not None:
+                ready.set()
+            await stopping.wait()
+            log.info("edge shutting down")
+            await http.stop()
     finally:
         await registry.close()
     log.info("edge stopped")

@@ -33,7 +33,8 @@ class CachedObject:
     """One upstream response kept by the edge: status, the headers worth replaying, and the whole body.
 
     ``raw_headers`` are ``headers`` plus ``content-length``, encoded once (as an ASGI server wants them),
-    so that serving a hit encodes nothing.
+    and ``header_block`` the same as HTTP/1.1 header lines (``name: value\r\n`` each), so that serving a
+    hit encodes nothing.
     """
 
     status: int
@@ -42,6 +43,7 @@ class CachedObject:
     stored_at: float
     expires_at: float
     raw_headers: tuple[tuple[bytes, bytes], ...] = field(init=False, repr=False, compare=False)
+    header_block: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # RFC 9110 §5.5: field values are octets; latin-1 maps code points < 256 onto them one to one.
@@ -50,6 +52,8 @@ class CachedObject:
         )
         length = ((b"content-length", str(len(self.body)).encode()),)
         object.__setattr__(self, "raw_headers", encoded + length)
+        block = b"".join(name + b": " + value + b"\r\n" for name, value in encoded + length)
+        object.__setattr__(self, "header_block", block)
 
     @property
     def size(self) -> int:

@@ -67,6 +67,13 @@ class LocationCache:
             return entry.location
         return await self.refresh(slug)
 
+    def remembered(self, slug: str) -> StreamLocation | None:
+        """The location of ``slug`` if the registry named one less than ``ttl`` ago, else ``None``."""
+        entry = self._entries.get(slug)
+        if entry is None or self.clock() >= entry.fresh_until:
+            return None
+        return entry.location
+
     async def refresh(self, slug: str) -> StreamLocation | None:
         """Ask the registry now (sharing a call already under way for ``slug``)."""
         flight = await self._flights.run(slug, lambda: self._ask(slug))

@@ -199,7 +199,7 @@ class EdgeProxy:
         if name == LL_PLAYLIST_NAME and query:
             try:
                 directives = ll_directives(query)
-            except ValueError:
+            except InvalidInput:
                 return None
             if directives:
                 name = f"{name}?{directives}"
