@@ -25,6 +25,7 @@ from streamit.fmp4 import parse_fragment
 from streamit.media.frame import Frame
 from streamit.origin import SegmentStoreRegistry, create_origin_router
 from streamit.origin.parts import (
+    PART_SEGMENTS,
     LiveLlHls,
     LlHlsStoreRegistry,
     PlaylistRequest,
@@ -338,3 +339,35 @@ def test_any_query_parses_or_raises_invalid_input(params: list[tuple[str, str]])
     assert isinstance(request, PlaylistRequest)
     assert request.part is None or request.msn is not None
     assert (request.msn or 0) >= 0 and (request.part or 0) >= 0
+
+
+async def test_only_the_newest_segments_keep_their_parts(tmp_path: Path) -> None:
+    ll, _app, _ = make_app(tmp_path, target_duration=Fraction(1), playlist_length=8)
+    live = ll.open("show")
+    feeder = Feeder(live, seconds=40)
+    feeder.until(PART_SEGMENTS + 4)
+    playlist = live.playlist()
+    for name in parts_listed(playlist):  # every part the playlist names is served
+        live.object(name)
+    with pytest.raises(NotFound):
+        live.object("part-000001-0.m4s")  # an old segment's parts are gone ...
+    live.object("seg-000001.m4s")  # ... while the segment itself stays in the window
+
+
+async def test_an_ended_stream_is_released_after_its_retention(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("streamit.origin.parts.ENDED_RETENTION", 0.05)
+    ll, app, _ = make_app(tmp_path)
+    live = ll.open("show")
+    Feeder(live, seconds=10).until(2)
+    live.end()
+    async with client_for(app) as client:
+        ended = await client.get("/hls/show/ll.m3u8")
+        assert ended.status_code == 200 and "#EXT-X-ENDLIST" in ended.text
+        await asyncio.sleep(0.2)
+        assert live.memory_bytes == 0
+        assert (await client.get("/hls/show/ll.m3u8")).status_code == 404
+    live.restart()  # a republish packages again
+    Feeder(live, seconds=10).until(1)
+    assert live.memory_bytes > 0

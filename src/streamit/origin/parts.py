@@ -2,8 +2,10 @@
 
 LL-HLS objects (``ll.m3u8``, ``init.mp4``, ``seg-*.m4s``, ``part-*.m4s``) are kept in memory only, and only
 for the playlist window (plus the packager's expiry grace): a part is worth something for a few seconds, a
-viewer who is further behind plays the MPEG-TS playlist, which is on disk.  Memory per stream is therefore
-about twice the bytes of the window (parts, and the segments made of them).
+viewer who is further behind plays the MPEG-TS playlist, which is on disk.  Parts are kept only for the
+newest :data:`PART_SEGMENTS` complete segments (the playlist lists parts only near its live end), so memory
+per stream is the window's segments plus a few segments' parts; once a publish has ended everything is
+released after :data:`ENDED_RETENTION` seconds.
 
 Blocking requests (RFC 8216bis §6.2.5.2) wait here with asyncio: every change of the stream (a part, a
 playlist, the end) wakes the waiters, each of which checks whether what it waits for exists.  The packager
@@ -16,6 +18,7 @@ import asyncio
 import enum
 import logging
 import re
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,6 +48,11 @@ HOLD_TARGETS = 3
 """A blocking request is answered 503 after this many target durations (RFC 8216bis §6.2.5.2)."""
 MAX_SEGMENTS_AHEAD = 2
 """``_HLS_msn`` beyond the last segment plus this is a 400 (RFC 8216bis §6.2.5.2)."""
+PART_SEGMENTS = 4
+"""Complete segments whose parts stay held; the playlist lists parts for about the last three target
+durations only (RFC 8216bis §4.4.4.9 lets a server drop parts older than that)."""
+ENDED_RETENTION = 30.0
+"""Seconds an ended stream's LL-HLS objects stay for players finishing the last seconds."""
 
 
 class WaitOutcome(enum.Enum):
@@ -113,6 +121,8 @@ class LiveLlHls:
         self._delta: str | None = None
         self._changed = asyncio.Event()
         self._dts_error_logged = False
+        self._part_names: deque[tuple[str, ...]] = deque()
+        self._release: asyncio.TimerHandle | None = None
         self.closed = False
 
     # --- feeding -----------------------------------------------------------------------------------------
@@ -133,12 +143,36 @@ class LiveLlHls:
         self.apply(events)
 
     def end(self) -> None:
-        """The publish ended: the playlist gets EXT-X-ENDLIST and every waiter is answered."""
+        """The publish ended: the playlist gets EXT-X-ENDLIST and every waiter is answered.
+
+        Its objects are released :data:`ENDED_RETENTION` seconds later (at once without an event loop).
+        """
         self.apply(self.packager.end())
         self._wake()
+        self._cancel_release()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.release()
+            return
+        self._release = loop.call_later(ENDED_RETENTION, self.release)
+
+    def release(self) -> None:
+        """Drop every object and the playlist of an ended publish (requests for them become 404s)."""
+        self._release = None
+        self._objects.clear()
+        self._part_names.clear()
+        self._playlist = None
+        self._delta = None
+
+    def _cancel_release(self) -> None:
+        if self._release is not None:
+            self._release.cancel()
+            self._release = None
 
     def restart(self) -> None:
         """A new publish of the stream (republish or takeover); numbering continues."""
+        self._cancel_release()
         self.apply(self.packager.restart())
         self._wake()
 
@@ -153,6 +187,10 @@ class LiveLlHls:
                 self._objects[event.part.name] = event.part.data
             elif isinstance(event, SegmentReady):
                 self._objects[event.segment.name] = event.segment.data
+                self._part_names.append(tuple(part.name for part in event.segment.parts))
+                while len(self._part_names) > PART_SEGMENTS:
+                    for name in self._part_names.popleft():
+                        self._objects.pop(name, None)
             elif isinstance(event, PlaylistUpdated):
                 self._playlist = event.text
                 self._delta = None
@@ -165,6 +203,7 @@ class LiveLlHls:
 
     def close(self) -> None:
         """This state is replaced or dropped: answer every waiter now."""
+        self._cancel_release()
         self.closed = True
         self._wake()
 
