@@ -41,6 +41,7 @@ import shutil
 import signal
 import statistics
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -175,16 +176,23 @@ class ViewerLoad:
 
 
 async def viewer(
-    client: httpx.AsyncClient,
-    playlist_url: str,
-    schedule: SegmentSchedule,
-    load: ViewerLoad,
-    start_delay: float,
-    deadline: float,
+    playlist_url: str, schedule: SegmentSchedule, load: ViewerLoad, start_delay: float, deadline: float
 ) -> None:
-    """Poll ``playlist_url`` every half target duration and fetch each new segment, until ``deadline``."""
-    loop = asyncio.get_running_loop()
+    """Poll ``playlist_url`` every half target duration and fetch each new segment, until ``deadline``.
+
+    Each viewer has its own client and one keep-alive connection, as a player has: one pool shared by
+    hundreds of viewers makes httpx itself the bottleneck (its pool scans every connection per request).
+    """
     await asyncio.sleep(start_delay)
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT, limits=limits, trust_env=False) as client:
+        await _watch(client, playlist_url, schedule, load, deadline)
+
+
+async def _watch(
+    client: httpx.AsyncClient, playlist_url: str, schedule: SegmentSchedule, load: ViewerLoad, deadline: float
+) -> None:
+    loop = asyncio.get_running_loop()
     seen: set[str] | None = None
     interval = 1.0
     while loop.time() < deadline:
@@ -232,6 +240,8 @@ class Sample:
     cpu_seconds: float
     publishers_alive: int
     viewer_errors: int
+    client_cpu_seconds: float
+    """CPU time of this load generator (the viewers), to tell a client-bound run from a slow server."""
 
 
 def tree_open_fds(root: int) -> int:
@@ -346,37 +356,33 @@ async def run_load(
     start = loop.time()
     deadline = start + settings.seconds
     rng = random.Random(7)
-    limits = httpx.Limits(max_connections=settings.viewers, max_keepalive_connections=settings.viewers)
-    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT, limits=limits, trust_env=False) as client:
 
-        async def sampler() -> None:
-            while True:
-                now = loop.time()
-                samples.append(
-                    Sample(
-                        t=round(now - start, 2),
-                        rss_bytes=tree_rss(server_pid),
-                        open_fds=tree_open_fds(server_pid),
-                        cpu_seconds=tree_cpu_seconds(server_pid),
-                        publishers_alive=sum(p.poll() is None for p in publishers),
-                        viewer_errors=sum(load.errors.values()),
-                    )
-                )
-                if now >= deadline - 0.05:
-                    return
-                await asyncio.sleep(min(settings.sample_interval, max(0.0, deadline - loop.time())))
-
-        tasks = [asyncio.create_task(sampler())]
-        for i in range(settings.viewers):
-            index = i % len(playlist_urls)
-            # Joins spread over one poll interval, so that polls do not arrive in lock step.
-            delay = rng.uniform(0, 1.0)
-            tasks.append(
-                asyncio.create_task(
-                    viewer(client, playlist_urls[index], schedules[index], load, delay, deadline)
+    async def sampler() -> None:
+        while True:
+            now = loop.time()
+            samples.append(
+                Sample(
+                    t=round(now - start, 2),
+                    rss_bytes=tree_rss(server_pid),
+                    open_fds=tree_open_fds(server_pid),
+                    cpu_seconds=tree_cpu_seconds(server_pid),
+                    publishers_alive=sum(p.poll() is None for p in publishers),
+                    viewer_errors=sum(load.errors.values()),
+                    client_cpu_seconds=time.process_time(),
                 )
             )
-        await asyncio.gather(*tasks)
+            if now >= deadline - 0.05:
+                return
+            await asyncio.sleep(min(settings.sample_interval, max(0.0, deadline - loop.time())))
+
+    tasks = [asyncio.create_task(sampler())]
+    for i in range(settings.viewers):
+        index = i % len(playlist_urls)
+        # Joins spread over one poll interval, so that polls do not arrive in lock step.
+        delay = rng.uniform(0, 1.0)
+        watching = viewer(playlist_urls[index], schedules[index], load, delay, deadline)
+        tasks.append(asyncio.create_task(watching))
+    await asyncio.gather(*tasks)
     window = loop.time() - start
     warm = start + settings.warmup
     return LoadOutcome(
@@ -475,15 +481,14 @@ def samples_table(result: SoakResult, rows: int = 12) -> str:
     previous: Sample | None = None
     body = []
     for s in chosen:
-        cpu = (
-            f"{100 * (s.cpu_seconds - previous.cpu_seconds) / (s.t - previous.t):.0f}"
-            if previous is not None and s.t > previous.t
-            else ""
-        )
-        body.append([f"{s.t:.0f}", f"{s.rss_bytes / MIB:.1f}", str(s.open_fds), cpu, str(s.publishers_alive),
-                     str(s.viewer_errors)])  # fmt: skip
+        cpu = client = ""
+        if previous is not None and s.t > previous.t:
+            cpu = f"{100 * (s.cpu_seconds - previous.cpu_seconds) / (s.t - previous.t):.0f}"
+            client = f"{100 * (s.client_cpu_seconds - previous.client_cpu_seconds) / (s.t - previous.t):.0f}"
+        body.append([f"{s.t:.0f}", f"{s.rss_bytes / MIB:.1f}", str(s.open_fds), cpu, client,
+                     str(s.publishers_alive), str(s.viewer_errors)])  # fmt: skip
         previous = s
-    header = ["t s", "RSS MiB", "open fds", "server CPU % of a core (since previous row)", "publishers alive",
+    header = ["t s", "RSS MiB", "open fds", "server CPU %", "viewers' CPU %", "publishers alive",
               "viewer errors so far"]  # fmt: skip
     return markdown_table(header, body)
 
@@ -534,7 +539,7 @@ appeared in a viewer's playlist minus when it should have by the EXTINF duration
 it, relative to the stream's earliest segment (0 = on schedule; includes up to ~1 s of polling delay),
 over the segments that appeared after the warm-up.""",
         markdown_table(["measure", "value"], summary),
-        "Over time:",
+        'Over time (CPU in % of one core since the previous row; "viewers" is this load generator):',
         samples_table(result),
         f"<!-- END {SECTION_NAME} -->",
     ]
