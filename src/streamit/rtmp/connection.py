@@ -60,7 +60,7 @@ from streamit.rtmp.messages import (
 MAX_STREAMS: Final = 64
 """Message streams one connection may hold at once; more is refused as abuse."""
 MAX_AMF_MESSAGE_SIZE: Final = 64 * 1024
-"""Largest command or data message decoded.  AMF decoding costs about 1 µs and up to ~30 bytes of Python
+"""Largest command or data message decoded.  AMF decoding costs about 1 µs and up to ~70 bytes of Python
 objects per input byte, so an 8 MiB command of empty objects (found by fuzzing) would block the event loop
 for seconds and allocate ~250 MB; real commands and ``onMetaData`` are well under a kilobyte."""
 
