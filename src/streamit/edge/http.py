@@ -536,10 +536,14 @@ class EdgeHttpProtocol(asyncio.Protocol):
         raw = response.raw_headers
         bodyless = request.head or status < 200 or status in (204, 304)
         if not isinstance(response, StreamingResponse):
-            if self.closed:
-                raise ConnectionGone
-            head = self._head(request, status, raw, b"")
-            self._write(head, b"" if bodyless else bytes(response.body))
+            try:
+                if self.closed:
+                    raise ConnectionGone
+                head = self._head(request, status, raw, b"")
+                self._write(head, b"" if bodyless else bytes(response.body))
+            finally:
+                if response.background is not None:
+                    await response.background()
             return
         iterator = response.body_iterator
         try:
