@@ -55,6 +55,10 @@ SEND_TIMEOUT = 30.0
 """Seconds a response may wait for the viewer to read what was already sent."""
 MAX_QUEUED = 16
 """Pipelined requests waiting for an answer before the connection stops reading."""
+MAX_REMEMBERED_TARGETS = 4096
+"""HLS request targets whose parse is remembered (all forgotten at once when full)."""
+MAX_REMEMBERED_TARGET = 256
+"""Longer targets are parsed every time, so remembered ones hold at most about a MiB."""
 SMALL_BODY = 64 * 1024
 """Bodies up to this size are copied behind their head and sent in one write; larger ones use writelines."""
 
@@ -198,6 +202,7 @@ class EdgeHttpServer:
         self.send_timeout = send_timeout
         self.date = DateHeader()
         self.connections: set[EdgeHttpProtocol] = set()
+        self.hls_targets: dict[bytes, ProxyRequest] = {}
         self.stopping = False
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -247,6 +252,14 @@ class EdgeHttpServer:
                 await self._sweeper
         if self._server is not None:
             await self._server.wait_closed()
+
+    def remember_target(self, target: bytes, request: ProxyRequest) -> None:
+        """Remember how an HLS request target parses: viewers ask for the same few URLs over and over."""
+        if len(target) > MAX_REMEMBERED_TARGET:
+            return
+        if len(self.hls_targets) >= MAX_REMEMBERED_TARGETS:
+            self.hls_targets.clear()
+        self.hls_targets[target] = request
 
     def admit(self, connection: EdgeHttpProtocol) -> bool:
         """Count a new connection in, unless the server is full or stopping."""
@@ -367,7 +380,10 @@ class EdgeHttpProtocol(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """A header: only its size matters, httptools itself tracks the framing ones."""
-        self._count(len(name) + len(value) + 4)
+        # _count inlined: this runs for every header of every request.
+        self._parsed += len(name) + len(value) + 4
+        if self._parsed > MAX_REQUEST_HEAD:
+            raise HeadTooLarge
 
     def on_headers_complete(self) -> None:
         """The head is whole; what follows is a body, which is not read into memory."""
@@ -402,6 +418,19 @@ class EdgeHttpProtocol(asyncio.Protocol):
 
     def _answer_now(self, request: Request) -> ProxyRequest | None:
         """Write the answer to ``request`` if it needs no waiting; else what to ask the proxy."""
+        method = request.method
+        if method == b"GET" or method == b"HEAD":
+            known = self.server.hls_targets.get(request.target)
+            if known is not None:
+                cached = self.proxy.hit(known.slug, known.name, known.query)
+                if cached is None:
+                    return known
+                self._write_hit(request, cached)
+                return None
+        return self._route(request)
+
+    def _route(self, request: Request) -> ProxyRequest | None:
+        """:meth:`_answer_now` for a target not seen lately: parse and route it."""
         target = request.target
         if target[:1] == b"/" and b"#" not in target:
             raw_path, _, query = target.partition(b"?")
@@ -423,9 +452,11 @@ class EdgeHttpProtocol(asyncio.Protocol):
                 if not shaped:
                     self._write_simple(request, _NOT_FOUND)
                     return None
+                known = ProxyRequest(slug, name, query)
+                self.server.remember_target(target, known)
                 cached = self.proxy.hit(slug, name, query)
                 if cached is None:
-                    return ProxyRequest(slug, name, query)
+                    return known
                 self._write_hit(request, cached)
                 return None
             if not (shaped and slug and name):
