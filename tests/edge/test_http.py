@@ -614,3 +614,19 @@ def test_random_bytes_never_raise_out_of_the_protocol(prefix: bytes, noise: byte
         assert [r for r in errors if r.levelno >= logging.ERROR] == []
 
     asyncio.run(run())
+
+
+async def test_a_failure_while_answering_inline_is_500_for_that_connection_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken_hit(slug: str, name: str, query: bytes = b"") -> None:
+        raise RuntimeError("a bug")
+
+    async with direct_protocol() as (protocol, transport, proxy), direct_protocol() as (other, other_out, _):
+        proxy.hit = broken_hit  # type: ignore[method-assign,assignment]
+        with caplog.at_level(logging.ERROR, logger="streamit.edge.http"):
+            protocol.data_received(get(PLAYLIST_PATH) + get(PLAYLIST_PATH))
+        assert split_responses(transport.output) == [b"HTTP/1.1 500 Internal Server Error"]
+        assert transport.closing and "a bug" in caplog.text
+        other.data_received(get(PLAYLIST_PATH))
+        assert split_responses(other_out.output) == [b"HTTP/1.1 200 OK"]

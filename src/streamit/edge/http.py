@@ -352,9 +352,15 @@ class EdgeHttpProtocol(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             # A protocol switch (RFC 9110 §7.8) or CONNECT: not offered; answer what was asked, then close.
             self._finish()
+        except httptools.HttpParserCallbackError as exc:
+            # httptools reports an exception raised by a callback as a parser error, the original as context.
+            if isinstance(exc.__context__, HeadTooLarge):
+                self._fail(HEAD_TOO_LARGE)
+            else:
+                log.error("edge connection failed while answering", exc_info=exc.__context__)
+                self._fail(INTERNAL_ERROR)
         except httptools.HttpParserError:
-            # httptools reports an exception raised by a callback (HeadTooLarge) as a parser error.
-            self._fail(HEAD_TOO_LARGE if self._parsed > MAX_REQUEST_HEAD else BAD_REQUEST)
+            self._fail(BAD_REQUEST)
         except Exception:
             log.exception("edge connection failed while parsing")
             self.abort()
