@@ -20,6 +20,8 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from streamit.discovery import StreamLocation
 from streamit.edge import create_edge_app
@@ -255,6 +257,35 @@ async def test_bodies_too_large_to_buffer_are_streamed(edge_factory: EdgeFactory
         response = await read_response(reader)
         assert response.body == BIG and await closed_by_peer(reader)
     assert len(edge.proxy.cache) == 0
+
+
+async def test_bodies_of_unknown_length_are_relayed_chunked(edge_factory: EdgeFactory) -> None:
+    async def chunky_origin(scope: Scope, receive: Receive, send: Send) -> None:
+        """An origin that streams segments without a Content-Length (chunked on the wire)."""
+        assert scope["type"] == "http"
+
+        async def pieces() -> AsyncIterator[bytes]:
+            for offset in range(0, len(BIG), 100_000):
+                yield BIG[offset : offset + 100_000]
+
+        await StreamingResponse(pieces(), media_type="video/mp2t")(scope, receive, send)
+
+    edge = await edge_factory(max_object_bytes=64 * 1024)
+    async with serving(chunky_origin) as url:
+        edge.registry.streams["chunky"] = located("chunky", url)
+        async with edge.connect() as (reader, writer):
+            for _ in range(2):
+                writer.write(get("/hls/chunky/seg-1.ts"))
+                response = await read_response(reader)
+                assert response.status == 200 and response.body == BIG
+                assert response.headers["transfer-encoding"] == "chunked"
+                assert "content-length" not in response.headers
+        async with edge.connect() as (reader, writer):
+            # HTTP/1.0 has no chunked coding: the body ends with the connection, keep-alive or not.
+            writer.write(get("/hls/chunky/seg-1.ts", version="1.0", extra="Connection: keep-alive\r\n"))
+            response = await read_response(reader)
+            assert response.body == BIG and response.headers["connection"] == "close"
+            assert "transfer-encoding" not in response.headers
 
 
 async def test_a_request_body_is_skipped(edge: Edge) -> None:

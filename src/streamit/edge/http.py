@@ -531,7 +531,7 @@ class EdgeHttpProtocol(asyncio.Protocol):
         """Answer the queued requests in order, then whatever made the connection stop reading."""
         sending = False
         try:
-            while self.queue and not self.closed:
+            while self.queue and not self._closing():
                 request = self.queue[0]
                 if self.write_paused:
                     await self._drained()
@@ -672,6 +672,9 @@ class EdgeHttpProtocol(asyncio.Protocol):
         self.deadline = math.inf
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+
+    def _closing(self) -> bool:
+        return self.closed or self.transport is None or self.transport.is_closing()
 
     def abort(self) -> None:
         """Drop the connection at once, discarding unsent bytes."""
