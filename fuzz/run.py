@@ -21,7 +21,7 @@ from pathlib import Path
 FUZZ_DIR = Path(__file__).resolve().parent
 CORPUS_DIR = FUZZ_DIR / ".corpus"
 ARTIFACTS_DIR = FUZZ_DIR / ".artifacts"
-DEFAULT_OPTIONS = ("-rss_limit_mb=2048", "-timeout=20", "-max_len=16384", "-print_final_stats=1")
+DEFAULT_OPTIONS = ("-rss_limit_mb=2048", "-timeout=20", "-print_final_stats=1")
 """A slow unit (20 s) or 2 GiB of RSS are crashes too: a peer must not be able to cause either."""
 
 
@@ -36,11 +36,13 @@ def write_seeds(name: str, seeds: tuple[bytes, ...]) -> Path:
     return corpus
 
 
-def libfuzzer_argv(name: str, extra: list[str], corpus: Path) -> list[str]:
+def libfuzzer_argv(name: str, extra: list[str], corpus: Path, max_len: int = 16384) -> list[str]:
     """The argv given to libFuzzer: defaults, the artifact prefix, the caller's options, the corpus."""
     artifacts = ARTIFACTS_DIR / name
     artifacts.mkdir(parents=True, exist_ok=True)
-    options = [arg for arg in DEFAULT_OPTIONS if arg.split("=")[0] not in {a.split("=")[0] for a in extra}]
+    given = {a.split("=")[0] for a in extra}
+    defaults = (*DEFAULT_OPTIONS, f"-max_len={max_len}")
+    options = [arg for arg in defaults if arg.split("=")[0] not in given]
     argv = [sys.argv[0], *options, f"-artifact_prefix={artifacts}/", *extra]
     replaying = any(not arg.startswith("-") and Path(arg).is_file() for arg in extra)
     if not replaying and not any(not arg.startswith("-") for arg in extra):
@@ -64,7 +66,7 @@ def main(name: str, extra: list[str] | None = None) -> None:
         run_target(target, data)
 
     options = list(sys.argv[1:] if extra is None else extra)
-    atheris.Setup(libfuzzer_argv(name, options, corpus), test_one_input)
+    atheris.Setup(libfuzzer_argv(name, options, corpus, target.max_len), test_one_input)
     atheris.Fuzz()
 
 

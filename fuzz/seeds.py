@@ -85,6 +85,12 @@ def connection_seeds() -> tuple[bytes, ...]:
 
 
 @cache
+def ingest_seeds() -> tuple[bytes, ...]:
+    """The whole captures (about 2 s of media, several keyframes) and the start of one."""
+    return (*rtmp_captures(), connection_seeds()[1])
+
+
+@cache
 def amf0_seeds() -> tuple[bytes, ...]:
     """Bodies of the captured AMF0 commands and data messages (connect, publish, onMetaData …)."""
     bodies = [m.payload for m in rtmp_messages() if m.type_id in (*COMMAND_TYPES, *DATA_TYPES)]

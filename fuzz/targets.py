@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from fractions import Fraction
 from typing import Any
 
 from fuzz import seeds
@@ -26,6 +28,7 @@ from streamit.discovery.playlist_summary import summarize_playlist
 from streamit.edge.cache import MAX_PLAYLIST_LIFETIME, fresh_until, playlist_target_duration
 from streamit.errors import RemoteProtocolError
 from streamit.flv import FlvDemuxer, FlvFileReader, FlvTagType
+from streamit.hls import HlsPackager
 from streamit.hooks.nginx_form import parse_form
 from streamit.media.aac import audio_config_from_asc, iter_adts_frames
 from streamit.media.frame import AudioConfig, Frame, VideoConfig
@@ -143,6 +146,55 @@ def connection(data: bytes, step: int | None = None) -> None:
     # An error in messages held behind ``connect`` surfaces on the next call (as the pump's next read would
     # see it); without this, feeding whole and feeding in pieces could end differently.
     conn.receive_data(b"")
+
+
+WALLCLOCK = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def ingest(data: bytes, step: int | None = None) -> None:
+    """The whole ingest path without I/O: RTMP connection → FLV demuxer → HLS packager (TS segments).
+
+    What a publisher sends reaches the MPEG-TS muxer and the playlist through here; timestamps, codec
+    configurations and frame contents are all the peer's.
+    """
+    conn = RtmpConnection()
+    demuxer = FlvDemuxer()
+    # Segments of 0.1 s: every keyframe cuts one, so short inputs reach segment cuts and the playlist.
+    packager = HlsPackager(target_duration=Fraction(1, 10), playlist_length=3, expire_grace=1)
+    publishing: int | None = None
+
+    def package(items: list[Any]) -> None:
+        _check_demuxed(items)
+        for item in items:
+            if isinstance(item, Frame):
+                packager.on_frame(item, WALLCLOCK)
+            else:
+                packager.on_config(item)
+
+    try:
+        for piece in pieces(data, step):
+            conn.receive_data(piece)
+            while (event := conn.next_event()) is not None:
+                if isinstance(event, ConnectRequested):
+                    conn.accept_connect(event.transaction_id)
+                elif isinstance(event, PublishRequested) and publishing is None:
+                    conn.accept_publish(event.stream_id)
+                    publishing = event.stream_id
+                elif isinstance(event, PublishRequested):
+                    conn.reject_publish(event.stream_id, "one publish per connection")
+                elif isinstance(event, VideoReceived) and event.stream_id == publishing:
+                    package(demuxer.feed_video(event.timestamp, event.payload))
+                elif isinstance(event, AudioReceived) and event.stream_id == publishing:
+                    package(demuxer.feed_audio(event.timestamp, event.payload))
+                elif isinstance(event, MetaDataReceived) and event.stream_id == publishing:
+                    demuxer.feed_metadata(event.values)
+            conn.data_to_send()
+        conn.receive_data(b"")  # surfaces an error held behind connect, as in ``connection``
+    finally:
+        # A publish that ends (or breaks) closes its last segment; the playlist must still render.
+        packager.end()
+        if packager.segments:
+            assert packager.playlist().startswith("#EXTM3U")
 
 
 # --- FLV and media ----------------------------------------------------------------------------------------
@@ -285,6 +337,8 @@ class Target:
     run: Callable[[bytes, int | None], None]
     seeds: Callable[[], tuple[bytes, ...]]
     incremental: bool = False
+    max_len: int = 16384
+    """libFuzzer's ``-max_len`` for this target: the largest input it builds."""
 
 
 TARGETS: dict[str, Target] = {
@@ -295,6 +349,7 @@ TARGETS: dict[str, Target] = {
         Target("amf0", amf0, seeds.amf0_seeds),
         Target("amf3", amf3, seeds.amf3_seeds),
         Target("connection", connection, seeds.connection_seeds, incremental=True),
+        Target("ingest", ingest, seeds.ingest_seeds, incremental=True, max_len=81920),
         Target("flv_file", flv_file, seeds.flv_file_seeds, incremental=True),
         Target("flv_tag", flv_tag, seeds.flv_tag_seeds),
         Target("avc_config", avc_config, seeds.avc_config_seeds),

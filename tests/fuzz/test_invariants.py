@@ -69,6 +69,9 @@ def test_pieces_of_any_size_give_the_same_outcome(name: str, data: st.DataObject
     target = TARGETS[name]
     payload = data.draw(peer_bytes(target.seeds()), label="input")
     step = data.draw(st.sampled_from([1, 2, 3, 7, 64, 127, 128, 129, 1536, 4096]), label="step")
+    # At most ~2,000 pieces per example keeps the whole captures (74 KB) affordable in CI; the seeds are
+    # fed one byte at a time below.
+    step = max(step, len(payload) // 2048)
     assert _outcome(target, payload, step) == _outcome(target, payload, None)
 
 
