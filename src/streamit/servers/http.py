@@ -1,4 +1,7 @@
-"""The HTTP server settings every role shares: uvicorn in our event loop, with bounded request heads.
+"""HTTP for ``serve``, ``origin`` and ``api``: uvicorn in our event loop, with bounded request heads.
+
+(The edge answers cache hits with its own server, :mod:`streamit.edge.http`, and shares
+:data:`MAX_REQUEST_HEAD`.)
 
 uvicorn's fast parser (httptools) buffers a request head of any size; a client sending megabytes of
 headers would make the process hold them.  :class:`BoundedHttpToolsProtocol` answers 431 and closes once
