@@ -277,6 +277,8 @@ def slope_per_minute(points: Sequence[tuple[float, float]]) -> float | None:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
+    """One soak run: N, M, the viewers' run time and warm-up (s), and where things are."""
+
     publishers: int
     viewers: int
     seconds: float
@@ -421,13 +423,12 @@ def soak(settings: Settings, run_dir: Path) -> SoakResult:
                     return False
             return True
 
-        probe = children.spawn(["sleep", str(int(FIRST_SEGMENT_TIMEOUT) + 5)], run_dir / "probe.log")
         try:
-            wait_until(all_listed, probe, FIRST_SEGMENT_TIMEOUT, "every stream's first segment")
+            # Fails early if the first publisher gives up (a refused key, a server that went away).
+            wait_until(all_listed, publishers[0], FIRST_SEGMENT_TIMEOUT, "every stream's first segment")
         except BenchError as exc:
-            raise BenchError(f"{exc}\n{log_tail(run_dir / 'serve.log')}") from None
-        finally:
-            children.stop([probe])
+            tail = log_tail(run_dir / "publisher-1.log")
+            raise BenchError(f"{exc}\n{log_tail(run_dir / 'serve.log')}\n{tail}") from None
         print(
             f"soak: {settings.publishers} publishers, {settings.viewers} viewers, "
             f"{settings.seconds:g} s (warm-up {settings.warmup:g} s)",
