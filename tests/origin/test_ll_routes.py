@@ -371,3 +371,30 @@ async def test_an_ended_stream_is_released_after_its_retention(
     live.restart()  # a republish packages again
     Feeder(live, seconds=10).until(1)
     assert live.memory_bytes > 0
+
+
+async def test_whole_segments_go_to_disk_and_leave_it_with_the_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "hls"
+    (root / "show").mkdir(parents=True)
+    (root / "show" / "seg-000000.m4s").write_bytes(b"a previous run")
+    ll, app, _ = make_app(tmp_path, target_duration=Fraction(1), playlist_length=3, root=root)
+    live = ll.open("show")
+    assert not (root / "show" / "seg-000000.m4s").exists()  # never served to this run's viewers
+    feeder = Feeder(live, seconds=40)
+    feeder.until(12)
+    on_disk = sorted(path.name for path in (root / "show").glob("seg-*.m4s"))
+    assert on_disk and len(on_disk) <= 3 + 3  # the window and the expiry grace, nothing older
+    in_memory = live.memory_bytes
+    disk_bytes = sum((root / "show" / name).stat().st_size for name in on_disk)
+    assert in_memory < disk_bytes  # memory holds parts of a few segments, not the window
+    async with client_for(app) as client:
+        response = await client.get(f"/hls/show/{on_disk[-1]}")
+        assert response.status_code == 200
+        assert response.content == (root / "show" / on_disk[-1]).read_bytes()
+        assert (await client.get("/hls/show/seg-000000.m4s")).status_code == 404
+    monkeypatch.setattr("streamit.origin.parts.ENDED_RETENTION", 0.0)
+    live.end()
+    await asyncio.sleep(0.05)
+    assert list((root / "show").glob("seg-*.m4s")) == []

@@ -1,11 +1,11 @@
 """The origin's live LL-HLS state: each stream's packager, its parts in memory, and requests waiting on them.
 
-LL-HLS objects (``ll.m3u8``, ``init.mp4``, ``seg-*.m4s``, ``part-*.m4s``) are kept in memory only, and only
-for the playlist window (plus the packager's expiry grace): a part is worth something for a few seconds, a
-viewer who is further behind plays the MPEG-TS playlist, which is on disk.  Parts are kept only for the
-newest :data:`PART_SEGMENTS` complete segments (the playlist lists parts only near its live end), so memory
-per stream is the window's segments plus a few segments' parts; once a publish has ended everything is
-released after :data:`ENDED_RETENTION` seconds.
+LL-HLS objects (``ll.m3u8``, ``init.mp4``, ``seg-*.m4s``, ``part-*.m4s``) exist only for the playlist window
+(plus the packager's expiry grace).  Parts, the playlist and the init segment are held in memory — a part is
+worth something for a few seconds, and only for the newest :data:`PART_SEGMENTS` complete segments (the
+playlist lists parts only near its live end).  Whole segments go to disk next to the MPEG-TS ones when the
+registry has a directory (memory per stream is then a few segments' parts, not the window), else they stay
+in memory too.  Once a publish has ended everything is released after :data:`ENDED_RETENTION` seconds.
 
 Blocking requests (RFC 8216bis §6.2.5.2) wait here with asyncio: every change of the stream (a part, a
 playlist, the end) wakes the waiters, each of which checks whether what it waits for exists.  The packager
@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
+from pathlib import Path
 
 from streamit.errors import InvalidInput, NotFound, RemoteProtocolError
 from streamit.hls.parts import (
@@ -35,12 +36,13 @@ from streamit.hls.parts import (
     SegmentReady,
 )
 from streamit.media.frame import AudioConfig, Frame, VideoConfig
-from streamit.origin.store import SLUG_PATTERN
+from streamit.origin.store import SLUG_PATTERN, read_file, write_atomically
 
 log = logging.getLogger(__name__)
 
 LL_PLAYLIST_NAME = "ll.m3u8"
 PART_PATTERN = re.compile(r"^part-([0-9]{6,9})-([0-9]{1,4})\.m4s$")
+SEGMENT_PATTERN = re.compile(r"^seg-[0-9]{6,9}\.m4s$")
 LL_OBJECT_PATTERN = re.compile(
     r"^(?:init(?:-[0-9]{1,6})?\.mp4|seg-[0-9]{6,9}\.m4s|part-[0-9]{6,9}-[0-9]{1,4}\.m4s)$"
 )
@@ -48,7 +50,7 @@ HOLD_TARGETS = 3
 """A blocking request is answered 503 after this many target durations (RFC 8216bis §6.2.5.2)."""
 MAX_SEGMENTS_AHEAD = 2
 """``_HLS_msn`` beyond the last segment plus this is a 400 (RFC 8216bis §6.2.5.2)."""
-PART_SEGMENTS = 4
+PART_SEGMENTS = 3
 """Complete segments whose parts stay held; the playlist lists parts for about the last three target
 durations only (RFC 8216bis §4.4.4.9 lets a server drop parts older than that)."""
 ENDED_RETENTION = 30.0
@@ -111,8 +113,22 @@ def _decimal(value: str | None, name: str) -> int | None:
 class LiveLlHls:
     """One stream's LL-HLS packager, the objects it produced, and the requests waiting for more."""
 
-    def __init__(self, packager: LlHlsPackager, *, target_duration: Fraction, max_waiters: int) -> None:
+    def __init__(
+        self,
+        packager: LlHlsPackager,
+        *,
+        target_duration: Fraction,
+        max_waiters: int,
+        directory: Path | None = None,
+    ) -> None:
         self.packager = packager
+        self.directory = directory
+        self._disk_error_logged = False
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            # Names restart at 0 in a new process: a previous run's segments must never be served.
+            for stale in directory.glob("seg-*.m4s"):
+                stale.unlink(missing_ok=True)
         self.hold_limit = float(HOLD_TARGETS * target_duration)
         self.max_waiters = max_waiters
         self.waiting = 0
@@ -157,9 +173,25 @@ class LiveLlHls:
             return
         self._release = loop.call_later(ENDED_RETENTION, self.release)
 
+    def _write(self, name: str, data: bytes) -> bool:
+        """Put a whole segment on disk; False (it stays in memory) without a directory or when it fails."""
+        if self.directory is None:
+            return False
+        try:
+            write_atomically(self.directory / name, data)
+        except OSError as exc:
+            if not self._disk_error_logged:
+                log.error("LL-HLS: cannot write to %s (%s); keeping segments in memory", self.directory, exc)
+                self._disk_error_logged = True
+            return False
+        return True
+
     def release(self) -> None:
         """Drop every object and the playlist of an ended publish (requests for them become 404s)."""
         self._release = None
+        if self.directory is not None:
+            for path in self.directory.glob("seg-*.m4s"):
+                path.unlink(missing_ok=True)
         self._objects.clear()
         self._part_names.clear()
         self._playlist = None
@@ -186,7 +218,8 @@ class LiveLlHls:
             elif isinstance(event, PartReady):
                 self._objects[event.part.name] = event.part.data
             elif isinstance(event, SegmentReady):
-                self._objects[event.segment.name] = event.segment.data
+                if not self._write(event.segment.name, event.segment.data):
+                    self._objects[event.segment.name] = event.segment.data
                 self._part_names.append(tuple(part.name for part in event.segment.parts))
                 while len(self._part_names) > PART_SEGMENTS:
                     for name in self._part_names.popleft():
@@ -196,6 +229,8 @@ class LiveLlHls:
                 self._delta = None
             elif isinstance(event, SegmentExpired):
                 self._objects.pop(event.name, None)
+                if self.directory is not None:
+                    (self.directory / event.name).unlink(missing_ok=True)
                 for name in event.part_names:
                     self._objects.pop(name, None)
         if changed:
@@ -231,9 +266,11 @@ class LiveLlHls:
     def object(self, name: str) -> bytes:
         """An init segment, segment or part by name; :class:`NotFound` when it is not (or no longer) held."""
         data = self._objects.get(name)
-        if data is None:
-            raise NotFound(name)
-        return data
+        if data is not None:
+            return data
+        if self.directory is not None and SEGMENT_PATTERN.match(name) and self._playlist is not None:
+            return read_file(self.directory / name)
+        raise NotFound(name)
 
     def last_msn(self) -> int:
         """The media sequence number of the last segment in the playlist (the open one included), or -1."""
@@ -295,7 +332,8 @@ class LiveLlHls:
 
 
 class LlHlsStoreRegistry:
-    """The live LL-HLS state of every stream this origin packages, by slug."""
+    """The live LL-HLS state of every stream this origin packages, by slug; whole segments are written to
+    ``root/<slug>/`` when ``root`` is given."""
 
     def __init__(
         self,
@@ -304,7 +342,9 @@ class LlHlsStoreRegistry:
         part_target: Fraction,
         playlist_length: int,
         max_waiters: int = 10_000,
+        root: Path | None = None,
     ) -> None:
+        self.root = root
         self.target_duration = target_duration
         self.part_target = part_target
         self.playlist_length = playlist_length
@@ -324,6 +364,7 @@ class LlHlsStoreRegistry:
             ),
             target_duration=self.target_duration,
             max_waiters=self.max_waiters,
+            directory=None if self.root is None else self.root / slug,
         )
         self._streams[slug] = live
         return live

@@ -162,6 +162,7 @@ class IngestService:
                 target_duration=segment_duration,
                 part_target=min(part_duration, segment_duration),
                 playlist_length=settings.hls_playlist_length,
+                root=stores.root,
             )
             if settings.hls_low_latency
             else None
