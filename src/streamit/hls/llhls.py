@@ -18,6 +18,7 @@ the state) and nothing is stored.  What is written:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -117,9 +118,17 @@ def target_duration_for_segments(target: Fraction, longest: Fraction) -> int:
     return max(1, math.ceil(max(target, longest)))
 
 
+# A part is listed in every playlist rendered while it is near the live end (about ten times): its line is
+# formatted once.  Bounded, and keyed by the immutable entry, so streams never see each other's lines.
+@functools.lru_cache(maxsize=4096)
 def _part_line(part: PartEntry) -> str:
     independent = ",INDEPENDENT=YES" if part.independent else ""
     return f'#EXT-X-PART:DURATION={format_decimal(part.duration)},URI="{part.uri}"{independent}'
+
+
+@functools.lru_cache(maxsize=4096)
+def _date_time_line(moment: datetime) -> str:
+    return f"#EXT-X-PROGRAM-DATE-TIME:{format_date_time(moment)}"
 
 
 def render_llhls_playlist(playlist: LlHlsPlaylist, *, skip: bool = False) -> str:
@@ -188,7 +197,7 @@ def render_llhls_playlist(playlist: LlHlsPlaylist, *, skip: bool = False) -> str
         if segment.init_uri != current_init:
             lines.append(f'#EXT-X-MAP:URI="{segment.init_uri}"')
             current_init = segment.init_uri
-        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{format_date_time(segment.program_date_time)}")
+        lines.append(_date_time_line(segment.program_date_time))
         if ends[position] > parts_from:
             lines.extend(_part_line(part) for part in segment.parts)
         lines.append(f"#EXTINF:{format_duration(segment.duration)},")
