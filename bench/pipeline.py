@@ -9,9 +9,13 @@ through the sans-I/O pipeline the way ``servers/ingest.py`` drives it::
 
     RtmpConnection.receive_data/next_event → FlvDemuxer → media.Stream (sink) → HlsPackager
 
-and the report gives CPU milliseconds (``time.process_time``) per stream-second of media, best and median
-of ``--runs`` runs, for each stage on its own (fed with the previous stage's precomputed output) and for
-the whole path.  Run with the project's venv::
+With LL-HLS on (``streamit serve``'s default) each frame also goes to the stream's
+:class:`~streamit.origin.parts.LiveLlHls` (an :class:`~streamit.hls.parts.LlHlsPackager` whose whole
+segments are written to a temporary directory, as the origin writes them beside the TS ones).  The report
+gives CPU milliseconds (``time.process_time``) per stream-second of media, best and median of ``--runs``
+runs, for each stage on its own (fed with the previous stage's precomputed output) and for the whole path,
+without and with LL-HLS.  No viewer requests anything: work done only for requests is not billed.  Run with
+the project's venv::
 
     .venv/bin/python bench/pipeline.py [--runs 5] [--seconds 60] [--profile FILE.pstats]
 
@@ -26,6 +30,7 @@ import gc
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -43,9 +48,12 @@ from streamit.flv import FlvDemuxer  # noqa: E402
 from streamit.flv.file import FlvFileReader, FlvTagType  # noqa: E402
 from streamit.hls import HlsPackager  # noqa: E402
 from streamit.hls.events import PackagerEvent, PlaylistUpdated, SegmentReady  # noqa: E402
+from streamit.hls.parts import LlHlsEvent, LlHlsPackager  # noqa: E402
+from streamit.hls.parts import SegmentReady as LlSegmentReady  # noqa: E402
 from streamit.hls.segmenter import Segment  # noqa: E402
 from streamit.media import AudioConfig, Frame, VideoConfig  # noqa: E402
 from streamit.media.stream import Stream, StreamItem  # noqa: E402
+from streamit.origin.parts import LiveLlHls  # noqa: E402
 from streamit.rtmp import (  # noqa: E402
     AudioReceived,
     ConnectRequested,
@@ -70,6 +78,11 @@ SOURCE_CSID = 8
 CONTROL_CSID = 2
 MESSAGE_STREAM = 1
 STREAM_KEY = "bench"
+# servers/ingest.py's LL-HLS settings at the defaults (hls_segment_duration 2, hls_part_duration 0.334,
+# hls_playlist_length 6).
+SEGMENT_DURATION = Fraction(2)
+PART_DURATION = Fraction(334, 1000)
+PLAYLIST_LENGTH = 6
 
 MediaEvent = VideoReceived | AudioReceived | MetaDataReceived
 
@@ -200,15 +213,51 @@ class MemoryStore:
                 self.playlist = event.text.encode()
 
 
-def _packaging_sink(packager: HlsPackager, store: MemoryStore) -> Callable[[StreamItem], None]:
+def _packaging_sink(
+    packager: HlsPackager, store: MemoryStore, ll: LiveLlHls | None = None
+) -> Callable[[StreamItem], None]:
     # What servers/ingest.py Channel.package does.
     def package(item: StreamItem) -> None:
         if isinstance(item, Frame):
-            store.apply(packager.on_frame(item, datetime.now(UTC)))
+            now = datetime.now(UTC)
+            store.apply(packager.on_frame(item, now))
+            if ll is not None:
+                ll.on_frame(item, now)
         else:
             store.apply(packager.on_config(item))
+            if ll is not None:
+                ll.on_config(item)
 
     return package
+
+
+def new_ll_packager() -> LlHlsPackager:
+    """An LL-HLS packager set up as ``streamit serve`` sets it up."""
+    return LlHlsPackager(
+        target_duration=SEGMENT_DURATION, part_target=PART_DURATION, playlist_length=PLAYLIST_LENGTH
+    )
+
+
+def new_live_ll(directory: Path) -> LiveLlHls:
+    """A stream's LL-HLS state as the origin's registry opens it, writing segments to ``directory``."""
+    return LiveLlHls(
+        new_ll_packager(), target_duration=SEGMENT_DURATION, max_waiters=10_000, directory=directory
+    )
+
+
+@dataclass
+class LlSummary:
+    """What the LL-HLS packager produced: the number of segments and the last one's bytes."""
+
+    segments: int = 0
+    last_segment: bytes = b""
+
+    def apply(self, events: Iterable[LlHlsEvent]) -> None:
+        """Count the segments (nothing else is kept: the stage measures the packager alone)."""
+        for event in events:
+            if isinstance(event, LlSegmentReady):
+                self.segments += 1
+                self.last_segment = event.segment.data
 
 
 def run_hls(items: Sequence[StreamItem]) -> MemoryStore:
@@ -222,14 +271,46 @@ def run_hls(items: Sequence[StreamItem]) -> MemoryStore:
     return store
 
 
-def run_total(reads: Sequence[bytes]) -> MemoryStore:
-    """The whole path as the server runs it, every stage interleaved per read."""
+def run_ll_packager(items: Sequence[StreamItem]) -> LlSummary:
+    """Package the items with the LL-HLS packager alone (events only counted), then end the stream."""
+    packager = new_ll_packager()
+    summary = LlSummary()
+    for item in items:
+        if isinstance(item, Frame):
+            summary.apply(packager.on_frame(item, datetime.now(UTC)))
+        else:
+            summary.apply(packager.on_config(item))
+    summary.apply(packager.end())
+    return summary
+
+
+def run_ll_origin(items: Sequence[StreamItem], directory: Path) -> LiveLlHls:
+    """Package the items into a stream's LL-HLS state (packager, parts in memory, segments on disk).
+
+    The stream is not ended: ending it releases everything, which would leave nothing to inspect.
+    """
+    live = new_live_ll(directory)
+    for item in items:
+        if isinstance(item, Frame):
+            live.on_frame(item, datetime.now(UTC))
+        else:
+            live.on_config(item)
+    return live
+
+
+def run_total(reads: Sequence[bytes], ll_directory: Path | None = None) -> MemoryStore:
+    """The whole path as the server runs it, every stage interleaved per read.
+
+    With ``ll_directory`` LL-HLS packaging runs too (``streamit serve``'s default), writing its segments
+    there.
+    """
     conn = RtmpConnection()
     demuxer = FlvDemuxer()
     stream = Stream()
     packager = HlsPackager(target_duration=Fraction(2), playlist_length=6)
     store = MemoryStore()
-    stream.add_sink(_packaging_sink(packager, store))
+    ll = None if ll_directory is None else new_live_ll(ll_directory)
+    stream.add_sink(_packaging_sink(packager, store, ll))
     push = stream.push
 
     def media(items: list[VideoConfig | Frame] | list[AudioConfig | Frame]) -> None:
@@ -250,6 +331,8 @@ def run_total(reads: Sequence[bytes]) -> MemoryStore:
         conn.data_to_send()
     stream.end()
     store.apply(packager.end())
+    if ll is not None:
+        ll.end()
     return store
 
 
@@ -281,19 +364,31 @@ class StageResult:
         return statistics.median(self.samples)
 
 
-def measure(workload: Workload, runs: int) -> list[StageResult]:
-    """Run each stage and the whole path ``runs`` times; ms of CPU per stream-second."""
+def measure(workload: Workload, runs: int, directory: Path) -> list[StageResult]:
+    """Run each stage and the whole path ``runs`` times; ms of CPU per stream-second.
+
+    LL-HLS stages write their segments under ``directory``.
+    """
     reads = workload.reads
     events = run_rtmp(reads)
     items = run_demux(events)
     if run_total(reads).segments < workload.media_seconds // 4:
         raise SystemExit("the pipeline produced too few segments: the workload is broken")
+    if run_ll_packager(items).segments < workload.media_seconds // 4:
+        raise SystemExit("the LL-HLS packager produced too few segments: the workload is broken")
+
+    def ll_origin() -> None:
+        run_ll_origin(items, directory / "origin").release()
+
     stages: list[tuple[str, Callable[[], object]]] = [
         ("rtmp (receive_data + next_event)", lambda: run_rtmp(reads)),
         ("flv demux", lambda: run_demux(events)),
         ("media.Stream push", lambda: run_stream(items)),
         ("hls (packager + TS muxer)", lambda: run_hls(items)),
+        ("ll-hls packager (fMP4 parts)", lambda: run_ll_packager(items)),
+        ("ll-hls origin (packager + LiveLlHls)", ll_origin),
         ("total (interleaved)", lambda: run_total(reads)),
+        ("total with LL-HLS (interleaved)", lambda: run_total(reads, directory / "total")),
     ]
     per_second = 1000 / workload.media_seconds
     samples: dict[str, list[float]] = {name: [] for name, _ in stages}
@@ -310,10 +405,10 @@ def render(results: Sequence[StageResult], workload: Workload, runs: int) -> str
         f"{sum(map(len, workload.reads)) / workload.media_seconds * 8 / 1e6:.2f} Mbit/s; {runs} runs; "
         f"Python {sys.version.split()[0]}",
         "",
-        f"{'stage':<36} {'best ms/s':>10} {'median ms/s':>12}",
+        f"{'stage':<38} {'best ms/s':>10} {'median ms/s':>12}",
     ]
     for result in results:
-        lines.append(f"{result.name:<36} {result.best:>10.2f} {result.median:>12.2f}")
+        lines.append(f"{result.name:<38} {result.best:>10.2f} {result.median:>12.2f}")
     return "\n".join(lines)
 
 
@@ -323,6 +418,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=5, help="runs per stage (default 5)")
     parser.add_argument("--seconds", type=float, default=None, help="replay only the clip's first N s")
     parser.add_argument("--profile", type=Path, default=None, help="write a cProfile of the whole path")
+    parser.add_argument(
+        "--no-ll", action="store_true", help="profile the whole path without LL-HLS (it is on by default)"
+    )
     return parser.parse_args(argv)
 
 
@@ -332,12 +430,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     with Children() as children:
         clip = ensure_clip(children)
     workload = build_workload(clip, args.seconds)
-    if args.profile is not None:
-        profiler = cProfile.Profile()
-        profiler.runcall(run_total, workload.reads)
-        profiler.dump_stats(args.profile)
-        print(f"profile of the whole path written to {args.profile}")
-    print(render(measure(workload, args.runs), workload, args.runs))
+    with tempfile.TemporaryDirectory(prefix="streamit-pipeline-") as scratch:
+        directory = Path(scratch)
+        if args.profile is not None:
+            profiler = cProfile.Profile()
+            profiler.runcall(run_total, workload.reads, None if args.no_ll else directory / "profile")
+            profiler.dump_stats(args.profile)
+            print(f"profile of the whole path written to {args.profile}")
+        results = measure(workload, args.runs, directory)
+    print(render(results, workload, args.runs))
     return 0
 
 

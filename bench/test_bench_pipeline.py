@@ -5,9 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pipeline import build_workload, run_demux, run_hls, run_rtmp, run_stream, run_total
+from pipeline import (
+    build_workload,
+    run_demux,
+    run_hls,
+    run_ll_origin,
+    run_ll_packager,
+    run_rtmp,
+    run_stream,
+    run_total,
+)
 
 from streamit.flv.file import FlvFileReader, FlvTagType
+from streamit.fmp4 import fragments
 from streamit.media import Frame
 from streamit.rtmp import AudioReceived, MetaDataReceived, VideoReceived
 
@@ -63,3 +73,18 @@ def test_seconds_limits_the_workload() -> None:
     half = build_workload(FIXTURES / CLIPS[0], 0.5)
     assert half.media_seconds <= 0.5 < full.media_seconds
     assert len(half.reads) < len(full.reads)
+
+
+@pytest.mark.parametrize("name", CLIPS)
+def test_ll_stages_package_the_same_segments_as_the_whole_path(name: str, tmp_path: Path) -> None:
+    workload = build_workload(FIXTURES / name, None)
+    items = run_demux(run_rtmp(workload.reads))
+    alone = run_ll_packager(items)
+    assert alone.segments >= 1
+    assert fragments(alone.last_segment)  # moof + mdat pairs
+    live = run_ll_origin(items, tmp_path / "origin")
+    assert live.playlist().startswith("#EXTM3U")
+    live.release()
+    whole = run_total(workload.reads, tmp_path / "total")
+    assert whole.playlist.endswith(b"#EXT-X-ENDLIST\n")
+    assert not list((tmp_path / "total").glob("seg-*.m4s"))  # the ended stream was released
