@@ -28,6 +28,7 @@ from streamit.discovery import (
 from streamit.errors import InvalidInput
 from streamit.hooks import PublishCallbacks, WebhookDispatcher
 from streamit.origin import SegmentStoreRegistry, create_origin_router
+from streamit.origin.routes import HlsResponder
 from streamit.servers.http import http_config
 from streamit.servers.ingest import IngestService
 from streamit.servers.rtmp import RtmpServer, tls_context
@@ -60,14 +61,14 @@ def create_app(
     """The HTTP application: API, origin routes, health and metrics."""
     app = create_api_app(db, settings, live=ingest, webhooks=ingest.webhooks)
     registry = CollectorRegistry()
-    app.include_router(
-        create_origin_router(
-            stores,
-            segment_duration=settings.hls_segment_duration,
-            metrics=registry,
-            ll_stores=ingest.ll_stores,
-        )
+    responder = HlsResponder(
+        stores, segment_duration=settings.hls_segment_duration, metrics=registry, ll_stores=ingest.ll_stores
     )
+    app.include_router(
+        create_origin_router(stores, segment_duration=settings.hls_segment_duration, responder=responder)
+    )
+    # The HTTP server answers plain HLS requests from the same responder without the framework.
+    app.state.hls_responder = responder
     install_web(app, db, settings, live=ingest)
     live_streams = Gauge("streamit_live_streams", "Streams with a publisher on this node", registry=registry)
     live_streams.set_function(lambda: sum(1 for c in ingest.channels.values() if c.owner is not None))
@@ -197,7 +198,8 @@ async def run_node(
     ingest = IngestService(settings, db, stores, callbacks=callbacks, webhooks=webhooks, registrar=registrar)
     rtmp = RtmpServer.from_settings(ingest, settings)
     app = create_app(settings, db, stores, ingest)
-    http = EmbeddedUvicorn(http_config(app, settings, lifespan="off"))
+    responder: HlsResponder = app.state.hls_responder
+    http = EmbeddedUvicorn(http_config(app, settings, lifespan="off", fast_path=responder.fast))
     await rtmp.start(settings.rtmp_host, settings.rtmp_port)
     if tls is not None and settings.rtmps_port is not None:
         await rtmp.start(settings.rtmp_host, settings.rtmps_port, tls=tls)

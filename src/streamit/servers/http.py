@@ -1,4 +1,5 @@
-"""HTTP for ``serve``, ``origin`` and ``api``: uvicorn in our event loop, with bounded request heads.
+"""HTTP for ``serve``, ``origin`` and ``api``: uvicorn in our event loop, with bounded request heads and a
+fast path for HLS objects.
 
 (The edge answers cache hits with its own server, :mod:`streamit.edge.http`, and shares
 :data:`MAX_REQUEST_HEAD`.)
@@ -6,17 +7,38 @@
 uvicorn's fast parser (httptools) buffers a request head of any size; a client sending megabytes of
 headers would make the process hold them.  :class:`BoundedHttpToolsProtocol` answers 431 and closes once
 the head passes :data:`MAX_REQUEST_HEAD`.
+
+A player polls its playlist every few seconds and fetches every segment: on an origin these requests
+outnumber all others.  Given a :data:`FastPath` (the origin's
+:meth:`~streamit.origin.routes.HlsResponder.fast`), the protocol answers a ``GET``/``HEAD`` it can answer
+at once straight from the parser's callbacks — no ASGI scope, task or framework routing — and hands every
+other request to uvicorn as before.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from streamit.config import Settings
+
+if TYPE_CHECKING:
+    from streamit.origin.routes import FastResponse
+
+FastPath = Callable[[bytes], "FastResponse | None"]
+"""Answers a ``GET``/``HEAD`` request target (path and query as sent) with a 200, or ``None``: not here."""
+
+FAST_PATH_JOIN_LIMIT = 64 * 1024
+"""Bodies up to this size are copied behind the head and sent in one write; larger ones are not copied."""
+
+FAST_PATH_MAX_BUFFERED = 4 * 1024 * 1024
+"""A client that does not read what it asked for gets no more fast answers (the ASGI path waits for the
+socket to drain) once this many bytes wait in the connection's write buffer."""
 
 MAX_REQUEST_HEAD = 16 * 1024
 """Bytes a request line plus headers may take (nginx's default large_client_header_buffers is 4 × 8 KiB)."""
@@ -35,16 +57,37 @@ class HeadTooLarge(Exception):
     """Raised from a parser callback: httptools stops parsing and uvicorn closes the connection."""
 
 
+class _NothingToWake:
+    """The answered request's stand-in for the event uvicorn sets when a connection is lost."""
+
+    def set(self) -> None:
+        """No body is awaited: nothing to wake."""
+
+
+class _Answered:
+    """Stands in for uvicorn's request cycle once the fast path has answered a request in full."""
+
+    __slots__ = ("keep_alive",)
+    response_complete = True
+    disconnected = False
+    message_event = _NothingToWake()
+
+    def __init__(self, keep_alive: bool) -> None:
+        self.keep_alive = keep_alive
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol that refuses request heads over :data:`MAX_REQUEST_HEAD` bytes.
+    """uvicorn's httptools protocol that refuses request heads over :data:`MAX_REQUEST_HEAD` bytes, and
+    answers what ``fast_path`` can answer itself.
 
     Two counts, because httptools hands over a header only once it is complete: the bytes received while
     a head is open (a huge header still arriving), and the sizes of the URL and headers parsed (a huge head
     that arrived in one read).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, fast_path: FastPath | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._fast_path = fast_path
         self._in_head = True
         self._received = 0
         self._parsed = 0
@@ -66,7 +109,53 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        if self._fast_path is not None and self._answer_fast(self._fast_path):
+            return
         super().on_headers_complete()
+
+    def _answer_fast(self, fast_path: FastPath) -> bool:
+        """Answer the request whose head just ended without uvicorn's ASGI cycle; False: not possible."""
+        cycle = self.cycle
+        # In order: only when no earlier (pipelined) request is still being answered by the app.
+        if (cycle is not None and not cycle.response_complete) or self.pipeline:
+            return False
+        parser = self.parser
+        method = parser.get_method()
+        if method != b"GET" and method != b"HEAD":
+            return False
+        transport = self.transport
+        if parser.should_upgrade() or transport.get_write_buffer_size() > FAST_PATH_MAX_BUFFERED:
+            return False
+        for name, _ in self.headers:
+            if name == b"content-length" or name == b"transfer-encoding":
+                return False  # a body to read: the ASGI path does that
+        response = fast_path(self.url)
+        if response is None:
+            return False
+        keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
+        body = response.body
+        head = [b"HTTP/1.1 200 OK\r\n"]
+        head += [b"%s: %s\r\n" % (name, value) for name, value in self.server_state.default_headers]
+        head.append(b"content-length: %d\r\n" % len(body))
+        head.append(response.headers)
+        if not keep_alive:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        if method == b"HEAD":
+            transport.write(b"".join(head))
+        elif len(body) <= FAST_PATH_JOIN_LIMIT:
+            # One write, one send(2): uvloop sends the first buffer of writelines() on its own.
+            head.append(body)
+            transport.write(b"".join(head))
+        else:
+            transport.write(b"".join(head))
+            transport.write(body)
+        self.cycle = _Answered(keep_alive)  # type: ignore[assignment]
+        if keep_alive:
+            self.on_response_complete()
+        else:
+            transport.close()
+        return True
 
     def on_message_complete(self) -> None:
         self._in_head = True
@@ -92,14 +181,24 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
 
 def http_config(
-    app: ASGIApp, settings: Settings, *, lifespan: Literal["auto", "on", "off"] = "off"
+    app: ASGIApp,
+    settings: Settings,
+    *,
+    lifespan: Literal["auto", "on", "off"] = "off",
+    fast_path: FastPath | None = None,
 ) -> uvicorn.Config:
-    """uvicorn settings for ``app`` on the configured HTTP address, with Streamit's limits."""
+    """uvicorn settings for ``app`` on the configured HTTP address, with Streamit's limits; requests that
+    ``fast_path`` answers skip the app (see :class:`BoundedHttpToolsProtocol`)."""
+    protocol: Any = (
+        BoundedHttpToolsProtocol
+        if fast_path is None
+        else functools.partial(BoundedHttpToolsProtocol, fast_path=fast_path)
+    )
     return uvicorn.Config(
         app,
         host=settings.http_host,
         port=settings.http_port,
-        http=BoundedHttpToolsProtocol,
+        http=protocol,
         log_level="warning",
         access_log=False,
         lifespan=lifespan,
