@@ -25,6 +25,7 @@ from streamit.hls import (
     SegmentExpired,
     SegmentReady,
 )
+from streamit.hls.events import SegmentAppended
 from streamit.hls.packager import AUDIO_FRAMES_PER_PES
 from streamit.media.aac import iter_adts_frames
 from streamit.media.frame import MILLISECONDS, Frame, TrackKind
@@ -42,10 +43,16 @@ def wallclock(frame: Frame) -> datetime:
 
 
 def configured(
-    target_duration: Fraction = Fraction(2), playlist_length: int = 6, expire_grace: int = 2
+    target_duration: Fraction = Fraction(2),
+    playlist_length: int = 6,
+    expire_grace: int = 2,
+    flush_bytes: int | None = None,
 ) -> HlsPackager:
     packager = HlsPackager(
-        target_duration=target_duration, playlist_length=playlist_length, expire_grace=expire_grace
+        target_duration=target_duration,
+        playlist_length=playlist_length,
+        expire_grace=expire_grace,
+        flush_bytes=flush_bytes,
     )
     assert packager.on_config(MEDIA.video) == []
     assert packager.on_config(MEDIA.audio) == []
@@ -60,7 +67,17 @@ def run(packager: HlsPackager, frames: Iterable[Frame]) -> list[PackagerEvent]:
 
 
 def ready(events: list[PackagerEvent]) -> list[Segment]:
-    return [e.segment for e in events if isinstance(e, SegmentReady)]
+    """The finished segments, each with all its bytes (those handed out early, then the rest)."""
+    appended: dict[str, list[bytes]] = {}
+    segments = []
+    for event in events:
+        if isinstance(event, SegmentAppended):
+            appended.setdefault(event.name, []).append(event.data)
+        elif isinstance(event, SegmentReady):
+            data = b"".join([*appended.pop(event.segment.name, []), event.segment.data])
+            segments.append(dataclasses.replace(event.segment, data=data))
+    assert not appended, "bytes handed out for a segment that never completed"
+    return segments
 
 
 def playlists(events: list[PackagerEvent]) -> list[str]:
@@ -96,8 +113,12 @@ def audio_frames_by_pes(packets: list[TsPacket], per_pes: int = AUDIO_FRAMES_PER
 
 def write_out(tmp_path: Path, events: list[PackagerEvent]) -> Path:
     for event in events:
-        if isinstance(event, SegmentReady):
-            (tmp_path / event.segment.name).write_bytes(event.segment.data)
+        if isinstance(event, SegmentAppended):
+            with (tmp_path / event.name).open("ab") as file:
+                file.write(event.data)
+        elif isinstance(event, SegmentReady):
+            with (tmp_path / event.segment.name).open("ab") as file:
+                file.write(event.segment.data)
         elif isinstance(event, PlaylistUpdated):
             (tmp_path / "index.m3u8").write_text(event.text)
         else:
@@ -174,6 +195,36 @@ def test_events_come_in_store_order() -> None:
     last = m3u8.loads(playlists(events)[-1])
     assert [s.uri for s in last.segments] == ["seg-000002.ts", "seg-000003.ts"]
     assert last.media_sequence == 2 and last.is_endlist
+
+
+@pytest.mark.parametrize("flush_bytes", [1, 188, 5000, 65536])
+def test_open_segment_is_handed_out_in_order_as_it_grows(flush_bytes: int) -> None:
+    whole = configured()
+    expected = ready(run(whole, MEDIA.frames) + whole.end())
+    packager = configured(playlist_length=2, expire_grace=1, flush_bytes=flush_bytes)
+    events = run(packager, MEDIA.frames) + packager.end()
+    assert ready(events) == expected
+    largest_frame = max(len(f.data) for f in MEDIA.frames)
+    open_name = None
+    for event in events:
+        if isinstance(event, SegmentAppended):
+            # Bytes go out as soon as flush_bytes gathered: never much more than that at once.
+            assert len(event.data) % 188 == 0 and 0 < len(event.data) < flush_bytes + 2 * largest_frame
+            assert open_name in (None, event.name)
+            open_name = event.name
+        elif isinstance(event, SegmentReady):
+            assert open_name in (None, event.segment.name)
+            open_name = None
+        else:
+            assert open_name is None, "a playlist or expiry between a segment's bytes"
+    kinds = [type(e).__name__ for e in events if not isinstance(e, SegmentAppended)]
+    assert kinds == [
+        type(e).__name__ for e in run(configured(playlist_length=2, expire_grace=1), MEDIA.frames)
+    ] + [
+        "SegmentReady",
+        "PlaylistUpdated",
+        "SegmentExpired",
+    ]
 
 
 def test_playlist_is_not_published_before_the_first_segment() -> None:
@@ -315,6 +366,8 @@ def test_settings_are_validated() -> None:
         HlsPackager(playlist_length=0)
     with pytest.raises(ConfigError):
         HlsPackager(expire_grace=-1)
+    with pytest.raises(ConfigError):
+        HlsPackager(flush_bytes=0)
 
 
 def avcc(nal: bytes) -> bytes:
@@ -347,9 +400,14 @@ def frame_sequences(draw: st.DrawFn) -> list[Frame]:
     st.integers(1, 4),
     st.integers(1, 5),
     st.integers(0, 3),
+    st.sampled_from([None, 1, 400, 5000]),
 )
-def test_segmenter_invariants(frames: list[Frame], target: int, length: int, grace: int) -> None:
-    packager = configured(target_duration=Fraction(target), playlist_length=length, expire_grace=grace)
+def test_segmenter_invariants(
+    frames: list[Frame], target: int, length: int, grace: int, flush_bytes: int | None
+) -> None:
+    packager = configured(
+        target_duration=Fraction(target), playlist_length=length, expire_grace=grace, flush_bytes=flush_bytes
+    )
     events = run(packager, frames) + packager.end()
     segments = ready(events)
     assert [s.sequence for s in segments] == list(range(len(segments)))
@@ -367,7 +425,7 @@ def test_segmenter_invariants(frames: list[Frame], target: int, length: int, gra
             longest = max(longest, event.segment.duration)
         elif isinstance(event, SegmentExpired):
             expired.append(event.name)
-        else:
+        elif isinstance(event, PlaylistUpdated):
             parsed = m3u8.loads(event.text)
             assert parsed.target_duration == max(1, math.ceil(longest))
             assert 1 <= len(parsed.segments) <= length

@@ -10,7 +10,9 @@ import pytest
 
 from streamit.errors import NotFound
 from streamit.hls import PlaylistUpdated, Segment, SegmentExpired, SegmentReady
+from streamit.hls.events import SegmentAppended
 from streamit.origin import SegmentStore, SegmentStoreRegistry
+from streamit.origin import store as store_module
 
 
 def segment(sequence: int, payload: bytes = b"") -> Segment:
@@ -33,9 +35,13 @@ def test_events_become_files_and_memory(tmp_path: Path) -> None:
     assert not list((tmp_path / "show").glob(".*.tmp")), "temporary files left behind"
     for seq in (1, 2):
         store.apply([SegmentReady(segment(seq, bytes([seq]) * 188))])
-    assert store.memory_bytes == 2 * 188, "memory holds only the newest segments"
-    # Older segments are still served, from disk.
-    assert store.segment("seg-000000.ts") == b"a" * 188
+    assert store.memory_bytes == 0, "nothing is cached before a viewer asks"
+    # Served from disk, then from memory: the last memory_segments segments requested.
+    for seq in (0, 1, 2):
+        assert store.segment(f"seg-00000{seq}.ts") == (b"a" if seq == 0 else bytes([seq])) * 188
+    assert store.memory_bytes == 2 * 188
+    (tmp_path / "show" / "seg-000002.ts").unlink()
+    assert store.segment("seg-000002.ts") == bytes([2]) * 188, "a cached segment comes from memory"
     store.apply([SegmentExpired("seg-000000.ts")])
     assert not (tmp_path / "show" / "seg-000000.ts").exists()
     with pytest.raises(NotFound):
@@ -144,3 +150,85 @@ def test_a_full_disk_keeps_segments_and_playlist_in_memory(tmp_path: Path) -> No
     assert (store.directory / "index.m3u8").read_bytes() == b"#EXTM3U\nseg-000003.ts\n"
     with pytest.raises(NotFound):
         store.segment("seg-000001.ts")
+
+
+def test_a_segment_grows_on_disk_and_appears_whole(tmp_path: Path) -> None:
+    store = SegmentStore(tmp_path, "show", memory_segments=1)
+    store.apply([SegmentAppended("seg-000000.ts", b"a" * 188), SegmentAppended("seg-000000.ts", b"b" * 376)])
+    assert (tmp_path / "show" / ".seg-000000.ts.tmp").read_bytes() == b"a" * 188 + b"b" * 376
+    assert store.memory_bytes == 0
+    with pytest.raises(NotFound):
+        store.segment("seg-000000.ts")  # not before it is complete (RFC 8216 §6.2.2)
+    store.apply([SegmentReady(segment(0, b"c" * 188)), PlaylistUpdated("#EXTM3U\nseg-000000.ts\n")])
+    whole = b"a" * 188 + b"b" * 376 + b"c" * 188
+    assert (tmp_path / "show" / "seg-000000.ts").read_bytes() == whole
+    assert not list((tmp_path / "show").glob(".*.tmp"))
+    assert store.segment("seg-000000.ts") == whole
+    # The next segment again starts a temporary file; an abandoned one is removed.
+    store.apply([SegmentAppended("seg-000001.ts", b"d" * 188)])
+    assert (tmp_path / "show" / ".seg-000001.ts.tmp").exists()
+    store.close()
+    assert not list((tmp_path / "show").glob(".*.tmp"))
+
+
+def test_reset_and_remove_abandon_the_segment_being_built(tmp_path: Path) -> None:
+    registry = SegmentStoreRegistry(tmp_path)
+    store = registry.open("show")
+    store.apply([SegmentAppended("seg-000000.ts", b"a" * 188)])
+    store.reset()
+    assert list((tmp_path / "show").iterdir()) == []
+    store.apply([SegmentAppended("seg-000000.ts", b"a" * 188)])
+    registry.remove("show")
+    assert list((tmp_path / "show").iterdir()) == []
+
+
+def test_a_full_disk_refusing_a_growing_segment_keeps_it_in_memory(tmp_path: Path) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("/dev/full is needed to simulate a full disk")
+    store = SegmentStore(tmp_path, "show", memory_segments=0)
+    refuse_writes(store, "seg-000000.ts")
+    store.apply([SegmentAppended("seg-000000.ts", b"a" * 188), SegmentAppended("seg-000000.ts", b"b" * 188)])
+    assert store.write_error is not None and "No space left" in store.write_error
+    assert not list(store.directory.glob(".*.tmp"))
+    refuse_writes(store, "seg-000000.ts")  # the disk is still full when the segment completes
+    store.apply([SegmentReady(segment(0, b"c" * 188)), PlaylistUpdated("#EXTM3U\nseg-000000.ts\n")])
+    assert store.segment("seg-000000.ts") == b"a" * 188 + b"b" * 188 + b"c" * 188
+    assert store.memory_bytes == 3 * 188
+    assert not (store.directory / "index.m3u8").exists()
+    assert not list(store.directory.glob(".*.tmp"))
+    # The next segment is written again, and leaves memory when it expires.
+    store.apply([SegmentAppended("seg-000001.ts", b"d" * 188), SegmentReady(segment(1, b"e" * 188))])
+    assert store.write_error is None
+    store.apply([SegmentExpired("seg-000000.ts"), PlaylistUpdated("#EXTM3U\nseg-000001.ts\n")])
+    assert store.memory_bytes == 0
+    assert (store.directory / "index.m3u8").read_bytes() == b"#EXTM3U\nseg-000001.ts\n"
+
+
+@pytest.mark.parametrize("failing_write", [1, 2, 3])
+def test_a_disk_filling_up_mid_segment_loses_no_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_write: int
+) -> None:
+    store = SegmentStore(tmp_path, "show", memory_segments=0)
+    real_write = store_module.os.write
+    calls = 0
+
+    def write(fd: int, data: bytes) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == failing_write:
+            return real_write(fd, bytes(data)[:100])  # a partial write, then the disk is full
+        if calls > failing_write:
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    def write_atomically(path: Path, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store_module.os, "write", write)
+    monkeypatch.setattr(store_module, "write_atomically", write_atomically)
+    store.apply([SegmentAppended("seg-000000.ts", b"a" * 188), SegmentAppended("seg-000000.ts", b"b" * 188)])
+    store.apply([SegmentReady(segment(0, b"c" * 188))])
+    assert store.write_error is not None
+    assert store.segment("seg-000000.ts") == b"a" * 188 + b"b" * 188 + b"c" * 188
+    assert not (store.directory / "seg-000000.ts").exists()
+    assert not list(store.directory.glob(".*.tmp"))

@@ -8,8 +8,24 @@ from streamit.hls.segmenter import Segment
 
 
 @dataclass(frozen=True, slots=True)
+class SegmentAppended:
+    """Bytes of the segment ``name`` that is still being built, in order; more follow.
+
+    The segment is complete only with its :class:`SegmentReady`: a store may write these bytes to a
+    temporary file as they come, but must not publish the segment before then (RFC 8216 §6.2.2).
+    """
+
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class SegmentReady:
-    """A segment is complete; store its bytes before the playlist that names it is published."""
+    """A segment is complete; store its bytes before the playlist that names it is published.
+
+    ``segment.data`` holds the segment's bytes after those already given in :class:`SegmentAppended`
+    events of the same name: the whole segment is their data in order, then ``segment.data``.
+    """
 
     segment: Segment
 
@@ -28,4 +44,4 @@ class PlaylistUpdated:
     text: str
 
 
-PackagerEvent = SegmentReady | SegmentExpired | PlaylistUpdated
+PackagerEvent = SegmentAppended | SegmentReady | SegmentExpired | PlaylistUpdated

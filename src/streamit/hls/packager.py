@@ -2,7 +2,8 @@
 
 Pure: the caller passes the wall clock with each frame and carries out the returned events in order
 (:class:`SegmentReady` before the :class:`PlaylistUpdated` that names the segment, RFC 8216 §6.2.2).  The
-packager holds only the open segment's bytes and the window's metadata.
+packager holds the window's metadata and at most about ``flush_bytes`` of the open segment: the rest has
+been handed out in :class:`SegmentAppended` events.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime
 from fractions import Fraction
 
 from streamit.errors import ConfigError, LocalProtocolError, NotFound
-from streamit.hls.events import PackagerEvent, PlaylistUpdated, SegmentExpired, SegmentReady
+from streamit.hls.events import PackagerEvent, PlaylistUpdated, SegmentAppended, SegmentExpired, SegmentReady
 from streamit.hls.playlist import render_media_playlist, target_duration_for
 from streamit.hls.segmenter import CLOCK, Placement, Segment, Segmenter, segment_name
 from streamit.media.aac import SAMPLING_FREQUENCIES
@@ -30,6 +31,10 @@ AUDIO_FRAMES_PER_PES = 1
 the audio TS packets (≈2 % of a 3 Mbit/s stream) but no measurable CPU, and ffmpeg's timestamp-discontinuity
 heuristics then mis-join the audio of a republished stream (tests/hls/test_packager.py)."""
 
+FLUSH_BYTES = 64 * 1024
+"""Bytes of the open segment gathered before they are handed out in a :class:`SegmentAppended` event: the
+packager's memory per stream stays this small, and a store writing them makes a few writes per second."""
+
 
 class HlsPackager:
     """Cuts one live stream into MPEG-TS segments and keeps its sliding-window media playlist.
@@ -38,7 +43,8 @@ class HlsPackager:
     ``playlist_length`` segments are listed; a segment that left the list is expired ``expire_grace``
     segments later, so that players still downloading it are not broken.  Up to ``audio_frames_per_pes``
     consecutive AAC frames share a PES (see :mod:`streamit.mpegts.muxer`); audio never waits across a
-    segment cut.
+    segment cut.  Once ``flush_bytes`` of the open segment have gathered they are returned in a
+    :class:`SegmentAppended` event; ``None`` keeps the whole segment for its :class:`SegmentReady`.
     """
 
     def __init__(
@@ -48,6 +54,7 @@ class HlsPackager:
         playlist_length: int = 6,
         expire_grace: int = 2,
         audio_frames_per_pes: int = AUDIO_FRAMES_PER_PES,
+        flush_bytes: int | None = FLUSH_BYTES,
     ) -> None:
         if target_duration <= 0:
             raise ConfigError("the HLS target duration must be positive")
@@ -57,6 +64,9 @@ class HlsPackager:
             raise ConfigError("the HLS expiry grace cannot be negative")
         if audio_frames_per_pes < 1:
             raise ConfigError("at least one audio frame goes into each PES")
+        if flush_bytes is not None and flush_bytes < 1:
+            raise ConfigError("the HLS flush size must be positive")
+        self._flush_bytes = flush_bytes if flush_bytes is not None else 1 << 62
         self._playlist_length = playlist_length
         self._expire_grace = expire_grace
         self._muxer = TsMuxer(None, None, audio_frames_per_pes=audio_frames_per_pes)
@@ -68,7 +78,10 @@ class HlsPackager:
         self._discontinuity_sequence = 0
         self._longest = Fraction(0)
         self._ended = False
+        # The open segment's bytes not yet handed out, their total size, and the segment's name.
         self._open: list[bytes] = []
+        self._open_size = 0
+        self._open_name = ""
         self._open_time: datetime | None = None
         self._open_discontinuity = False
         self._time_base: Fraction | None = None
@@ -111,10 +124,10 @@ class HlsPackager:
             rate = SAMPLING_FREQUENCIES[config.sampling_index]
             self._segmenter.add_track(TrackKind.AUDIO, CLOCK * AAC_FRAME_SAMPLES // rate)
         tracks = (self._muxer.video is not None, self._muxer.audio is not None)
-        if tracks != had_tracks and self._open:
+        if tracks != had_tracks and self._open_time is not None:
             # The open segment must announce the new elementary stream before carrying it.
             self._flush_audio()
-            self._open.append(self._muxer.psi())
+            self._append(self._muxer.psi())
         return events
 
     def on_frame(self, frame: Frame, wallclock: datetime) -> list[PackagerEvent]:
@@ -145,6 +158,9 @@ class HlsPackager:
                 events.extend(self._close(decision.closed_duration))
             if data:
                 self._open.append(data)
+                self._open_size += len(data)
+                if self._open_size >= self._flush_bytes:
+                    events.append(self._take_open())
             return events
         if decision.closed_duration is not None or placement is _START:
             # Grouped audio belongs to the segment that is open now, before any cut.
@@ -158,9 +174,13 @@ class HlsPackager:
             events.extend(self._close(decision.closed_duration))
         if placement is _START:
             self._open = [data]
+            self._open_size = len(data)
+            self._open_name = segment_name(self._next_sequence)
             self._open_time = wallclock
             # A discontinuity before the very first segment is no discontinuity for players.
             self._open_discontinuity = decision.discontinuity and self._next_sequence > 0
+            if self._open_size >= self._flush_bytes:
+                events.append(self._take_open())
         return events
 
     def end(self) -> list[PackagerEvent]:
@@ -199,8 +219,20 @@ class HlsPackager:
         """Write the audio frames the muxer is still grouping into the open segment."""
         if self._muxer.audio_pending:
             data = self._muxer.flush_audio()
-            if self._open:
-                self._open.append(data)
+            if self._open_time is not None:
+                self._append(data)
+
+    def _append(self, data: bytes) -> None:
+        """Add bytes to the open segment (small ones: the next frame checks the flush size)."""
+        self._open.append(data)
+        self._open_size += len(data)
+
+    def _take_open(self) -> SegmentAppended:
+        """Hand out the open segment's bytes gathered so far."""
+        data = b"".join(self._open)
+        self._open = []
+        self._open_size = 0
+        return SegmentAppended(self._open_name, data)
 
     def _take_deferred(self) -> list[PackagerEvent]:
         events, self._deferred = self._deferred, []
@@ -213,13 +245,14 @@ class HlsPackager:
         self._next_sequence += 1
         segment = Segment(
             sequence=sequence,
-            name=segment_name(sequence),
+            name=self._open_name,
             duration=duration,
             program_date_time=self._open_time,
             discontinuity=self._open_discontinuity,
             data=b"".join(self._open),
         )
         self._open = []
+        self._open_size = 0
         self._open_time = None
         self._longest = max(self._longest, duration)
         events: list[PackagerEvent] = [SegmentReady(segment)]

@@ -1,9 +1,10 @@
-"""Segment storage for one origin: the newest segments in memory, every segment of the window on disk.
+"""Segment storage for one origin: every segment of the window on disk, recently requested ones in memory.
 
 Disk layout: ``<root>/<slug>/index.m3u8`` and ``<root>/<slug>/<segment>.ts``.  Every file is written to a
 temporary name and renamed into place, so a reader (our HTTP routes, nginx, an external watcher) never
 sees a half-written playlist or segment (RFC 8216 §6.2.2: the playlist must always reference complete
-segments).
+segments).  A segment being built grows in its temporary file as the packager hands its bytes out
+(:class:`~streamit.hls.events.SegmentAppended`), so no whole segment is held in memory while it is built.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from streamit.errors import NotFound
-from streamit.hls import PackagerEvent, PlaylistUpdated, SegmentExpired, SegmentReady
+from streamit.hls.events import PackagerEvent, PlaylistUpdated, SegmentAppended, SegmentExpired, SegmentReady
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,50 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
+class _GrowingFile:
+    """The temporary file of the segment being built, and how many of its bytes reached it."""
+
+    __slots__ = ("fd", "name", "path", "written")
+
+    def __init__(self, name: str, path: Path, fd: int) -> None:
+        self.name = name
+        self.path = path
+        self.fd = fd
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        """Write all of ``data`` (a full disk may take part of it before refusing the rest)."""
+        view = memoryview(data)
+        while view:
+            count = os.write(self.fd, view)
+            self.written += count
+            view = view[count:]
+
+    def written_bytes(self) -> bytes:
+        """What reached the file so far."""
+        chunks = []
+        offset = 0
+        while offset < self.written:
+            chunk = os.pread(self.fd, self.written - offset, offset)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            offset += len(chunk)
+        return b"".join(chunks)
+
+    def discard(self) -> None:
+        """Close and remove the temporary file."""
+        os.close(self.fd)
+        self.path.unlink(missing_ok=True)
+
+
 class SegmentStore:
     """Playlist and segments of one stream.
 
-    The newest ``memory_segments`` segments and the current playlist are kept in memory, so live viewers
-    are served without touching the disk; everything in the playlist window is also on disk.
+    Segments go to disk as they are built; the current playlist is kept in memory, and so are the last
+    ``memory_segments`` segments that were requested (read back from the page cache on the first request),
+    so that live viewers asking for the same new segment are served without touching the disk.  Nothing
+    is cached for a stream nobody watches.
     """
 
     def __init__(self, root: Path, slug: str, *, memory_segments: int = 3) -> None:
@@ -54,9 +94,14 @@ class SegmentStore:
         self.slug = slug
         self.directory = root / slug
         self.memory_segments = memory_segments
+        # Segments read back for viewers, least recently requested first.
         self._memory: OrderedDict[str, bytes] = OrderedDict()
         # Segments the disk refused: kept in memory until they leave the playlist window.
-        self._unwritten: set[str] = set()
+        self._unwritten: dict[str, bytes] = {}
+        # The segment being built: its temporary file, or (once the disk refused a write) its bytes so far.
+        self._growing: _GrowingFile | None = None
+        self._growing_name = ""
+        self._held: list[bytes] = []
         self._playlist: bytes | None = None
         self.write_error: str | None = None
         """Why the last write to disk failed, while writes keep failing (``None`` when they succeed)."""
@@ -65,20 +110,25 @@ class SegmentStore:
     @property
     def memory_bytes(self) -> int:
         """Bytes of segment data currently held in memory."""
-        return sum(len(v) for v in self._memory.values())
+        return (
+            sum(map(len, self._memory.values()))
+            + sum(map(len, self._unwritten.values()))
+            + sum(map(len, self._held))
+        )
 
     def release_memory(self) -> None:
         """Drop the in-memory copies (the stream ended); the files stay and are served from disk.
 
         What the disk refused stays in memory: the ended playlist and its segments exist nowhere else.
         """
+        self._memory.clear()
         if self._unwritten:
             return
-        self._memory.clear()
         self._playlist = None
 
     def reset(self) -> None:
         """Remove every file of a previous broadcast (a fresh packager starts numbering again)."""
+        self.close()
         self._memory.clear()
         self._unwritten.clear()
         self.write_error = None
@@ -87,19 +137,89 @@ class SegmentStore:
             if entry.is_file() and (entry.suffix in {".ts", ".m3u8", ".tmp"}):
                 entry.unlink(missing_ok=True)
 
+    def close(self) -> None:
+        """Abandon the segment being built, if any (its packager is gone without closing it)."""
+        if self._growing is not None:
+            self._growing.discard()
+            self._growing = None
+        self._growing_name = ""
+        self._held = []
+
+    def _failed(self, exc: OSError) -> None:
+        if self.write_error is None:
+            log.error(
+                "stream %s: cannot write to %s (%s); serving from memory", self.slug, self.directory, exc
+            )
+        self.write_error = f"{exc.strerror or exc}"
+
+    def _succeeded(self) -> None:
+        if self.write_error is not None:
+            log.info("stream %s: writing to %s works again", self.slug, self.directory)
+            self.write_error = None
+
     def _write(self, name: str, data: bytes) -> bool:
         try:
             write_atomically(self.directory / name, data)
         except OSError as exc:
-            if self.write_error is None:
-                log.error(
-                    "stream %s: cannot write to %s (%s); serving from memory", self.slug, self.directory, exc
-                )
-            self.write_error = f"{exc.strerror or exc}"
+            self._failed(exc)
             return False
-        if self.write_error is not None:
-            log.info("stream %s: writing to %s works again", self.slug, self.directory)
-            self.write_error = None
+        self._succeeded()
+        return True
+
+    def _append(self, name: str, data: bytes) -> None:
+        """Bytes of the segment being built: to its temporary file, or to memory once the disk refused."""
+        if name != self._growing_name:
+            self.close()  # a segment left unfinished (never happens with one packager)
+            self._growing_name = name
+            path = self.directory / f".{name}.tmp"
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                self._failed(exc)
+                self._held = [data]
+                return
+            self._growing = _GrowingFile(name, path, fd)
+        growing = self._growing
+        if growing is None:
+            self._held.append(data)
+            return
+        before = growing.written
+        try:
+            growing.write(data)
+        except OSError as exc:
+            self._failed(exc)
+            # Keep the whole segment in memory from now on; what reached the file is read back.
+            self._held = [growing.written_bytes(), data[growing.written - before :]]
+            growing.discard()
+            self._growing = None
+
+    def _finish(self, name: str, tail: bytes) -> bool:
+        """Complete the segment being built with its last bytes and put it in place; whether it is on disk.
+
+        A segment the disk refused is kept in memory.
+        """
+        growing = self._growing
+        if growing is None:
+            data = b"".join([*self._held, tail])
+            self.close()
+            written = self._write(name, data)
+            if not written:
+                self._unwritten[name] = data
+            return written
+        self._growing = None
+        self._growing_name = ""
+        before = growing.written
+        try:
+            growing.write(tail)
+            # Renamed while still open, so that a failed rename can still read the bytes back.
+            os.replace(growing.path, self.directory / name)
+        except OSError as exc:
+            self._failed(exc)
+            self._unwritten[name] = growing.written_bytes() + tail[growing.written - before :]
+            growing.discard()
+            return False
+        os.close(growing.fd)
+        self._succeeded()
         return True
 
     def apply(self, events: Iterable[PackagerEvent]) -> None:
@@ -110,19 +230,20 @@ class SegmentStore:
         from memory, and :attr:`write_error` says why.  The playlist on disk is never half-written.
         """
         for event in events:
-            if isinstance(event, SegmentReady):
+            if isinstance(event, SegmentAppended):
+                self._append(event.name, event.data)
+            elif isinstance(event, SegmentReady):
                 segment = event.segment
-                written = self._write(segment.name, segment.data)
-                if not written:
-                    self._unwritten.add(segment.name)
-                if self.memory_segments or not written:
-                    self._memory[segment.name] = segment.data
-                    excess = len(self._memory) - self.memory_segments
-                    for name in [n for n in self._memory if n not in self._unwritten][: max(0, excess)]:
-                        del self._memory[name]
+                if segment.name == self._growing_name:
+                    self._finish(segment.name, segment.data)
+                else:
+                    self.close()
+                    if not self._write(segment.name, segment.data):
+                        self._unwritten[segment.name] = segment.data
+                self._memory.pop(segment.name, None)
             elif isinstance(event, SegmentExpired):
                 self._memory.pop(event.name, None)
-                self._unwritten.discard(event.name)
+                self._unwritten.pop(event.name, None)
                 (self.directory / event.name).unlink(missing_ok=True)
             elif isinstance(event, PlaylistUpdated):
                 data = event.text.encode()
@@ -139,11 +260,21 @@ class SegmentStore:
         return read_file(self.directory / PLAYLIST_NAME)
 
     def segment(self, name: str) -> bytes:
-        """One segment's bytes, from memory when it is among the newest."""
-        data = self._memory.get(name)
+        """One segment's bytes: from memory when it was requested lately or the disk refused it."""
+        memory = self._memory
+        data = memory.get(name)
+        if data is not None:
+            memory.move_to_end(name)
+            return data
+        data = self._unwritten.get(name)
         if data is not None:
             return data
-        return read_file(self.directory / name)
+        data = read_file(self.directory / name)
+        if self.memory_segments:
+            memory[name] = data
+            while len(memory) > self.memory_segments:
+                memory.popitem(last=False)
+        return data
 
 
 def read_file(path: Path) -> bytes:
@@ -199,7 +330,9 @@ class SegmentStoreRegistry:
 
     def remove(self, slug: str, *, delete_files: bool = False) -> None:
         """Forget ``slug``; optionally delete its directory."""
-        self._stores.pop(slug, None)
+        store = self._stores.pop(slug, None)
+        if store is not None:
+            store.close()
         if delete_files and SLUG_PATTERN.match(slug):
             shutil.rmtree(self.root / slug, ignore_errors=True)
 
