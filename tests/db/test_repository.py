@@ -24,7 +24,7 @@ from streamit.db import (
 )
 from streamit.db.keys import hash_stream_key
 from streamit.db.models import StreamRow
-from streamit.errors import NotFound, StreamitError
+from streamit.errors import InvalidInput, NotFound, StreamitError
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -385,3 +385,14 @@ async def test_rename(db: Database) -> None:
         await db.streams.rename(other.slug, "renamed")
     with pytest.raises(InvalidSlug):
         await db.streams.rename(other.slug, "Bad Slug")
+
+
+async def test_store_bitrates_updates_many_streams_at_once(db: Database) -> None:
+    first, _ = await db.streams.create("First")
+    second, _ = await db.streams.create("Second")
+    await db.streams.store_bitrates({first.id: 2500, second.id: 0, "no-such-stream": 1})
+    stored = [await db.streams.get_by_id(first.id), await db.streams.get_by_id(second.id)]
+    assert [record.bitrate_kbps for record in stored if record is not None] == [2500, 0]
+    with pytest.raises(InvalidInput):
+        await db.streams.store_bitrates({first.id: -1})
+    await db.streams.store_bitrates({})

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streamit.db import Database, MediaInfo, SessionRecord, StreamStatus
+from streamit.db import Database, MediaInfo, SessionRecord, SessionTraffic, StreamStatus
 from streamit.errors import InvalidInput, NotFound
 
 T0 = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
@@ -155,3 +155,33 @@ async def test_deleting_a_stream_deletes_its_sessions(db: Database) -> None:
     assert await db.streams.delete(stream.slug)
     assert await db.sessions.get(opened.id) is None
     assert await db.sessions.list_for_stream(stream.id) == []
+
+
+async def test_store_traffic_updates_many_sessions_at_once(db: Database) -> None:
+    first, _ = await db.streams.create("First")
+    second, _ = await db.streams.create("Second")
+    a = await db.sessions.open(first.id, node="n", remote_addr="x", started_at=T0)
+    b = await db.sessions.open(second.id, node="n", remote_addr="x", started_at=T0)
+    await db.sessions.store_traffic(
+        [
+            SessionTraffic(a.id, bytes_in=6_000_000_000, avg_bitrate_kbps=2500, peak_bitrate_kbps=3100),
+            SessionTraffic(b.id, bytes_in=10, avg_bitrate_kbps=None, peak_bitrate_kbps=0),
+            SessionTraffic("no-such-session", bytes_in=1, avg_bitrate_kbps=1, peak_bitrate_kbps=1),
+        ]
+    )
+    figures = {}
+    for session_id in (a.id, b.id):
+        stored = await db.sessions.get(session_id)
+        assert stored is not None
+        figures[session_id] = (stored.bytes_in, stored.avg_bitrate_kbps, stored.peak_bitrate_kbps)
+    assert figures == {a.id: (6_000_000_000, 2500, 3100), b.id: (10, None, 0)}
+    # A later report without an average keeps the stored one.
+    later = SessionTraffic(a.id, bytes_in=7, avg_bitrate_kbps=None, peak_bitrate_kbps=5)
+    await db.sessions.store_traffic([later])
+    again = await db.sessions.get(a.id)
+    assert again is not None
+    assert (again.bytes_in, again.avg_bitrate_kbps, again.peak_bitrate_kbps) == (7, 2500, 5)
+    negative = SessionTraffic(a.id, bytes_in=-1, avg_bitrate_kbps=0, peak_bitrate_kbps=0)
+    with pytest.raises(InvalidInput):
+        await db.sessions.store_traffic([negative])
+    await db.sessions.store_traffic([])

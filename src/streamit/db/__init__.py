@@ -8,7 +8,7 @@ repositories.
 from streamit.db.database import Database
 from streamit.db.records import MediaInfo, SessionRecord, StreamRecord, StreamStatus, TokenRecord
 from streamit.db.repository import StreamRepository
-from streamit.db.sessions import SessionRepository
+from streamit.db.sessions import SessionRepository, SessionTraffic
 from streamit.db.slugs import RESERVED_SLUGS, validate_slug
 from streamit.db.tokens import TokenRepository
 from streamit.db.users import UserRecord, UserRepository, WebSessionRecord, WebSessionRepository
@@ -25,6 +25,7 @@ __all__ = [
     "MediaInfo",
     "SessionRecord",
     "SessionRepository",
+    "SessionTraffic",
     "SlugTaken",
     "StreamRecord",
     "StreamRepository",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import builtins
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -226,6 +227,22 @@ class StreamRepository(Repository):
                 found = await session.get(StreamRow, stream_id) is not None
         if not found:
             raise NotFound(f"no stream with id {stream_id!r}")
+
+    async def store_bitrates(self, bitrates: Mapping[str, int]) -> None:
+        """Store the current bitrate of many streams (by id) in one statement; unknown ids are skipped.
+
+        Ingest reports every live stream at once: one transaction per report instead of one per stream.
+        """
+        if not bitrates:
+            return
+        if any(kbps < 0 for kbps in bitrates.values()):
+            raise InvalidInput("bitrate_kbps must not be negative")
+        table = cast(Table, StreamRow.__table__)
+        statement = (
+            update(table).where(table.c.id == bindparam("row_id")).values(bitrate_kbps=bindparam("kbps"))
+        )
+        async with self._sessions() as session, session.begin():
+            await session.execute(statement, [{"row_id": k, "kbps": v} for k, v in bitrates.items()])
 
     async def mark_ended(self, stream_id: str, ended_at: datetime) -> StreamRecord:
         """Record that the publisher left: status ``ENDED``, ``ended_at`` set, no viewers.

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import builtins
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from streamit.db.models import SessionRow
@@ -61,6 +63,16 @@ def _bounded(value: str, name: str, limit: int) -> str:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class SessionTraffic:
+    """What a live session has carried so far (see :meth:`SessionRepository.store_traffic`)."""
+
+    session_id: str
+    bytes_in: int
+    avg_bitrate_kbps: int | None
+    peak_bitrate_kbps: int
+
+
 class SessionRepository(Repository):
     """Open, update, close and list publish sessions.  Every method is one short transaction."""
 
@@ -89,6 +101,31 @@ class SessionRepository(Repository):
                 await session.rollback()
                 raise NotFound(f"no stream with id {stream_id!r}") from exc
             return _record(row)
+
+    async def store_traffic(self, figures: Sequence[SessionTraffic]) -> None:
+        """Store the latest traffic figures of many sessions in one statement; unknown ids are skipped
+        and an average left ``None`` keeps its stored value."""
+        if not figures:
+            return
+        for figure in figures:
+            _traffic(figure.bytes_in, figure.avg_bitrate_kbps, figure.peak_bitrate_kbps)
+        table = cast(Table, SessionRow.__table__)
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values(
+                bytes_in=bindparam("bytes_in"),
+                avg_bitrate_kbps=func.coalesce(bindparam("avg"), table.c.avg_bitrate_kbps),
+                peak_bitrate_kbps=bindparam("peak"),
+            )
+        )
+        params = [
+            {"row_id": f.session_id, "bytes_in": f.bytes_in, "avg": f.avg_bitrate_kbps}
+            | {"peak": f.peak_bitrate_kbps}
+            for f in figures
+        ]
+        async with self._sessions() as session, session.begin():
+            await session.execute(statement, params)
 
     async def update(
         self,

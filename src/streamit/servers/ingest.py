@@ -18,7 +18,7 @@ from fractions import Fraction
 from typing import Any
 
 from streamit.config import Settings, TakeoverPolicy
-from streamit.db import Database, MediaInfo, StreamRecord
+from streamit.db import Database, MediaInfo, SessionTraffic, StreamRecord
 from streamit.discovery import OriginRegistrar
 from streamit.errors import InvalidInput, PublishRefused, RemoteProtocolError, StreamitError, UnsupportedCodec
 from streamit.flv import FlvDemuxer
@@ -249,12 +249,15 @@ class IngestService:
         while True:
             await asyncio.sleep(interval)
             now = loop.time()
-            for channel in list(self.channels.values()):
+            live: list[tuple[IngestSession, PublishState]] = []
+            for channel in self.channels.values():
                 owner = channel.owner
                 state = owner.publish if owner is not None else None
-                if owner is None or state is None:
-                    continue
-                await owner.report(state, now)
+                if owner is not None and state is not None:
+                    live.append((owner, state))
+            await self.report(live, now)
+            for owner, state in live:
+                channel = state.channel
                 if (
                     self.callbacks is not None
                     and self.settings.on_update_url
@@ -262,6 +265,31 @@ class IngestService:
                 ):
                     channel.last_update_call = now
                     self.spawn(owner.call_on_update(state, int(now - state.started)))
+
+    async def report(self, live: list[tuple[IngestSession, PublishState]], now: float) -> None:
+        """Store the bitrate of each of the ``live`` publishes and the counters of their sessions: two
+        statements for all of them, however many there are."""
+        bitrates: dict[str, int] = {}
+        traffic: list[SessionTraffic] = []
+        for owner, state in live:
+            kbps = state.sample(now)
+            if kbps is not None and owner.publish is state:
+                self.announce(state)
+                bitrates[state.channel.record.id] = kbps
+            if state.session_id is not None:
+                traffic.append(
+                    SessionTraffic(
+                        session_id=state.session_id,
+                        bytes_in=state.media_bytes,
+                        avg_bitrate_kbps=state.average_kbps(now),
+                        peak_bitrate_kbps=state.peak_kbps,
+                    )
+                )
+        try:
+            await self.db.streams.store_bitrates(bitrates)
+            await self.db.sessions.store_traffic(traffic)
+        except StreamitError as exc:
+            log.warning("could not store the bitrates of %d live stream(s): %s", len(live), exc)
 
     async def shutdown(self) -> None:
         """End every live publish (playlists get ENDLIST, streams ENDED) and wait for DB updates."""
@@ -504,21 +532,7 @@ class IngestSession:
 
     async def report(self, state: PublishState, now: float) -> None:
         """Store the bitrate of the stream and the counters of its session."""
-        kbps = state.sample(now)
-        if kbps is not None and self.publish is state:
-            self.service.announce(state)
-        db = self.service.db
-        try:
-            await db.streams.update_live_info(state.channel.record.id, bitrate_kbps=kbps)
-            if state.session_id is not None:
-                await db.sessions.update(
-                    state.session_id,
-                    bytes_in=state.media_bytes,
-                    avg_bitrate_kbps=state.average_kbps(now),
-                    peak_bitrate_kbps=state.peak_kbps,
-                )
-        except StreamitError as exc:
-            log.warning("stream %s: could not store bitrate: %s", state.channel.record.slug, exc)
+        await self.service.report([(self, state)], now)
 
     async def call_on_update(self, state: PublishState, time_s: int) -> None:
         """The periodic ``on_update`` callback; a refusal disconnects the publisher."""
