@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from streamit.errors import LocalProtocolError
-from streamit.fmp4.boxes import BOX_HEADER_SIZE, box, full_box
+from streamit.fmp4.boxes import BOX_HEADER_SIZE
 from streamit.fmp4.init import SAMPLE_FLAGS_NON_SYNC, SAMPLE_FLAGS_SYNC
 
 TFHD_DEFAULT_BASE_IS_MOOF = 0x02_0000
@@ -36,8 +36,26 @@ VIDEO_TRUN_FLAGS = (
 AUDIO_TRUN_FLAGS = TRUN_DATA_OFFSET | TRUN_SAMPLE_DURATION | TRUN_SAMPLE_SIZE
 """Audio samples are all sync samples: their flags come from ``trex``'s default."""
 
-_pack_video_entry = struct.Struct(">IIIi").pack
-_pack_audio_entry = struct.Struct(">II").pack
+_MFHD_SIZE = 16
+_TFHD_SIZE = 16
+_TFDT_SIZE = 20
+_TRUN_HEAD_SIZE = 20
+_MOOF_HEAD = struct.Struct(">I4sI4sII")
+"""``moof``'s header and its ``mfhd`` (version 0, no flags, the sequence number)."""
+_TRAF_HEAD = struct.Struct(">I4s" + "I4sII" + "I4sIQ" + "I4sIIi")
+"""``traf``'s header, ``tfhd`` (track ID), ``tfdt`` v1 (64-bit base time) and ``trun``'s fields up to its
+entries (version and flags, sample count, data offset)."""
+_MOOF_HEAD_SIZE = _MOOF_HEAD.size
+_TRAF_HEAD_SIZE = _TRAF_HEAD.size
+_VIDEO_ENTRY = struct.Struct(">IIIi")
+_AUDIO_ENTRY = struct.Struct(">II")
+_VIDEO_ENTRY_SIZE = _VIDEO_ENTRY.size
+_AUDIO_ENTRY_SIZE = _AUDIO_ENTRY.size
+_pack_moof_head = _MOOF_HEAD.pack_into
+_pack_traf_head = _TRAF_HEAD.pack_into
+_pack_video_entry = _VIDEO_ENTRY.pack_into
+_pack_audio_entry = _AUDIO_ENTRY.pack_into
+_pack_box_head = struct.Struct(">I4s").pack_into
 _U32_MAX = 0xFFFF_FFFF
 _S32_MIN, _S32_MAX = -(1 << 31), (1 << 31) - 1
 
@@ -86,34 +104,6 @@ def _check(run: TrackRun) -> None:
         expected += sample.duration
 
 
-def _trun(run: TrackRun, data_offset: int) -> bytes:
-    samples = run.samples
-    if run.video:
-        entries = b"".join(
-            _pack_video_entry(
-                s.duration,
-                len(s.data),
-                SAMPLE_FLAGS_SYNC if s.sync else SAMPLE_FLAGS_NON_SYNC,
-                s.composition_offset,
-            )
-            for s in samples
-        )
-        flags = VIDEO_TRUN_FLAGS
-    else:
-        entries = b"".join(_pack_audio_entry(s.duration, len(s.data)) for s in samples)
-        flags = AUDIO_TRUN_FLAGS
-    return full_box(b"trun", 1, flags, struct.pack(">Ii", len(samples), data_offset), entries)
-
-
-def _traf(run: TrackRun, data_offset: int) -> bytes:
-    return box(
-        b"traf",
-        full_box(b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF, struct.pack(">I", run.track_id)),
-        full_box(b"tfdt", 1, 0, struct.pack(">Q", run.base_media_decode_time)),
-        _trun(run, data_offset),
-    )
-
-
 def media_fragment(sequence_number: int, runs: Sequence[TrackRun]) -> bytes:
     """``moof`` + ``mdat`` carrying ``runs`` (at least one, each with at least one sample).
 
@@ -123,18 +113,69 @@ def media_fragment(sequence_number: int, runs: Sequence[TrackRun]) -> bytes:
         raise LocalProtocolError("a media fragment needs at least one track run")
     if not 0 <= sequence_number <= _U32_MAX:
         raise LocalProtocolError("the fragment sequence number does not fit 32 bits")
+    # Every field has a fixed width, so the sizes (and the data offsets they lead to) are known before
+    # anything is written: the moof is packed once into a buffer of its exact size.
+    moof_size = _MOOF_HEAD_SIZE
+    total = 0
     for run in runs:
-        _check(run)
-    mfhd = full_box(b"mfhd", 0, 0, struct.pack(">I", sequence_number))
-    # The moof's size does not depend on the data offsets it states (fixed-width fields), so it is built
-    # once with zero offsets to learn its size, then again with the real offsets.
-    moof_size = len(box(b"moof", mfhd, *(_traf(run, 0) for run in runs)))
-    offset = moof_size + BOX_HEADER_SIZE
-    trafs: list[bytes] = []
-    for run in runs:
-        trafs.append(_traf(run, offset))
-        offset += sum(len(sample.data) for sample in run.samples)
-    if offset > _S32_MAX:
+        samples = run.samples
+        if not samples or samples[0].decode_time < 0:
+            _check(run)  # raises with the reason
+        moof_size += _TRAF_HEAD_SIZE + len(samples) * (_VIDEO_ENTRY_SIZE if run.video else _AUDIO_ENTRY_SIZE)
+        total += sum([len(sample.data) for sample in samples])
+    data_offset = moof_size + BOX_HEADER_SIZE
+    if data_offset + total > _S32_MAX:
         raise LocalProtocolError("a media fragment larger than 2 GiB cannot state its data offsets")
-    payload = [sample.data for run in runs for sample in run.samples]
-    return box(b"moof", mfhd, *trafs) + box(b"mdat", *payload)
+    buffer = bytearray(data_offset)
+    _pack_moof_head(buffer, 0, moof_size, b"moof", _MFHD_SIZE, b"mfhd", 0, sequence_number)
+    position = _MOOF_HEAD_SIZE
+    payload: list[bytes | bytearray] = [buffer]
+    for run in runs:
+        samples = run.samples
+        video = run.video
+        count = len(samples)
+        trun_size = _TRUN_HEAD_SIZE + count * (_VIDEO_ENTRY_SIZE if video else _AUDIO_ENTRY_SIZE)
+        expected = samples[0].decode_time
+        _pack_traf_head(
+            buffer,
+            position,
+            _TRAF_HEAD_SIZE - _TRUN_HEAD_SIZE + trun_size,
+            b"traf",
+            _TFHD_SIZE,
+            b"tfhd",
+            TFHD_DEFAULT_BASE_IS_MOOF,
+            run.track_id,
+            _TFDT_SIZE,
+            b"tfdt",
+            1 << 24,
+            expected,
+            trun_size,
+            b"trun",
+            (1 << 24) | (VIDEO_TRUN_FLAGS if video else AUDIO_TRUN_FLAGS),
+            count,
+            data_offset,
+        )
+        position += _TRAF_HEAD_SIZE
+        for sample in samples:
+            duration = sample.duration
+            offset = sample.composition_offset
+            if (
+                sample.decode_time != expected
+                or not 0 <= duration <= _U32_MAX
+                or not _S32_MIN <= offset <= _S32_MAX
+            ):
+                _check(run)  # raises with the reason
+            data = sample.data
+            size = len(data)
+            if video:
+                flags = SAMPLE_FLAGS_SYNC if sample.sync else SAMPLE_FLAGS_NON_SYNC
+                _pack_video_entry(buffer, position, duration, size, flags, offset)
+                position += _VIDEO_ENTRY_SIZE
+            else:
+                _pack_audio_entry(buffer, position, duration, size)
+                position += _AUDIO_ENTRY_SIZE
+            expected += duration
+            data_offset += size
+            payload.append(data)
+    _pack_box_head(buffer, moof_size, BOX_HEADER_SIZE + total, b"mdat")
+    return b"".join(payload)

@@ -9,20 +9,11 @@ converted timestamps never drift and durations sum to the converted timestamps e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
 
 from streamit.errors import LocalProtocolError, RemoteProtocolError
 from streamit.fmp4.fragment import Sample
 from streamit.media.frame import Frame
-
-
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    decode_time: int
-    composition_offset: int
-    sync: bool
-    data: bytes
 
 
 class SampleQueue:
@@ -37,15 +28,19 @@ class SampleQueue:
             raise LocalProtocolError("a track needs a positive timescale and a non-negative duration")
         self.timescale = timescale
         self._nominal = nominal_duration
-        self._time_base = Fraction(1, timescale)
         self._complete: list[Sample] = []
-        self._pending: _Pending | None = None
+        # The held-back newest frame: (decode time, composition offset, sync, data).
+        self._pending: tuple[int, int, bool, bytes] | None = None
         self._last_step = 0
+        # Conversion from the last time base seen (a track's frames share one): t·n/d ticks, rounded down.
+        self._source: Fraction | None = None
+        self._multiplier = 0
+        self._divisor = 1
 
     @property
     def pending_decode_time(self) -> int | None:
         """Decode time of the held-back newest frame, or ``None``."""
-        return None if self._pending is None else self._pending.decode_time
+        return None if self._pending is None else self._pending[0]
 
     @property
     def nominal_duration(self) -> int:
@@ -62,30 +57,38 @@ class SampleQueue:
 
         :class:`RemoteProtocolError` for a DTS before the held-back frame's (decode order must be kept).
         """
-        scale = self._time_base
         source = frame.time_base
-        # rescale() inlined: value * src / dst, rounded down.
-        dts = frame.dts * source.numerator * scale.denominator // (source.denominator * scale.numerator)
-        pts = frame.pts * source.numerator * scale.denominator // (source.denominator * scale.numerator)
+        if source is not self._source:
+            # rescale(value, source, 1/timescale) = value·num·timescale // den: the same integers, once.
+            self._multiplier = source.numerator * self.timescale
+            self._divisor = source.denominator
+            self._source = source
+        multiplier = self._multiplier
+        divisor = self._divisor
+        dts = frame.dts * multiplier // divisor
         if dts < 0:
             raise RemoteProtocolError("a frame has a negative decode time")
-        if self._pending is not None and dts < self._pending.decode_time:
+        pending = self._pending
+        if pending is not None and dts < pending[0]:
             raise RemoteProtocolError("a frame's DTS goes backwards within its track")
-        return dts, pts - dts
+        return dts, frame.pts * multiplier // divisor - dts
 
     def push(self, frame: Frame, sync: bool) -> int:
         """Add ``frame``: the previous frame becomes a complete sample.  Returns the frame's decode time."""
         dts, offset = self.convert(frame)
+        self.push_converted(dts, offset, sync, frame.data)
+        return dts
+
+    def push_converted(self, decode_time: int, composition_offset: int, sync: bool, data: bytes) -> None:
+        """Add a frame already converted by :meth:`convert` (which checked it can follow the queue)."""
         pending = self._pending
         if pending is not None:
-            step = dts - pending.decode_time
-            self._complete.append(
-                Sample(pending.decode_time, step, pending.composition_offset, pending.sync, pending.data)
-            )
+            start = pending[0]
+            step = decode_time - start
+            self._complete.append(Sample(start, step, pending[1], pending[2], pending[3]))
             if step:
                 self._last_step = step
-        self._pending = _Pending(dts, offset, sync, frame.data)
-        return dts
+        self._pending = (decode_time, composition_offset, sync, data)
 
     def take(self, until: int) -> list[Sample]:
         """Remove and return the complete samples that start before decode time ``until``."""
@@ -102,8 +105,6 @@ class SampleQueue:
         pending = self._pending
         if pending is not None:
             duration = self._last_step or self._nominal
-            samples.append(
-                Sample(pending.decode_time, duration, pending.composition_offset, pending.sync, pending.data)
-            )
+            samples.append(Sample(pending[0], duration, pending[1], pending[2], pending[3]))
             self._pending = None
         return samples
