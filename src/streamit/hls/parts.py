@@ -28,6 +28,7 @@ next one carries a new initialization segment (``init-1.mp4``, …) and EXT-X-DI
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -135,9 +136,23 @@ class SegmentExpired:
 
 @dataclass(frozen=True, slots=True)
 class PlaylistUpdated:
-    """The media playlist changed; ``text`` is the whole new playlist (the delta form: :meth:`playlist`)."""
+    """The media playlist changed to ``playlist``, which :meth:`render` turns into text.
 
-    text: str
+    Rendering costs far more than stating what the playlist holds, and a live playlist changes with every
+    part (about three times a second) whether anyone reads it or not: the holder of the event renders it
+    when it is requested, once per change.
+    """
+
+    playlist: LlHlsPlaylist
+
+    def render(self, *, skip: bool = False) -> str:
+        """The playlist text; with ``skip`` the delta update (``_HLS_skip=YES``)."""
+        return render_llhls_playlist(self.playlist, skip=skip)
+
+    @property
+    def text(self) -> str:
+        """The whole playlist (:meth:`render` without skipping)."""
+        return render_llhls_playlist(self.playlist)
 
 
 LlHlsEvent = InitSegmentReady | PartReady | SegmentReady | SegmentExpired | PlaylistUpdated
@@ -148,6 +163,12 @@ class _Track:
     queue: SampleQueue
     info_track_id: int
     timescale: int
+    # The cutting rules in whole ticks of this track, exact for integer times: t ≥ x ⇔ t ≥ ⌈x⌉ and
+    # t > x ⇔ t > ⌊x⌋.
+    segment_ticks: int  # ⌈target duration⌉
+    part_ticks: int  # ⌊part target⌋
+    jitter_base: Fraction | None = None  # the time base ``jitter`` was computed for
+    jitter: int = 0  # one unit of that time base, in ticks, rounded up
 
 
 class LlHlsPackager:
@@ -186,6 +207,8 @@ class LlHlsPackager:
         self._expiring: deque[SegmentEntry] = deque()
         self._longest = Fraction(0)
         self._longest_part = Fraction(0)
+        self._target_duration = target_duration_for_segments(target_duration, self._longest)
+        self._stated_part_target = part_target
         self._next_msn = 0
         self._discontinuity_sequence = 0
         self._fragment_sequence = 1
@@ -196,6 +219,7 @@ class LlHlsPackager:
         self._segment_time: datetime | None = None
         self._segment_discontinuity = False
         self._parts: list[Part] = []
+        self._part_entries: list[PartEntry] = []
         self._part_start = 0
 
     # --- state for the origin --------------------------------------------------------------------------
@@ -236,6 +260,10 @@ class LlHlsPackager:
 
     def playlist(self, *, skip: bool = False) -> str:
         """The current media playlist (a delta update with ``skip``); :class:`NotFound` before any part."""
+        return render_llhls_playlist(self.playlist_state(), skip=skip)
+
+    def playlist_state(self) -> LlHlsPlaylist:
+        """What the current media playlist states, to render later; :class:`NotFound` before any part."""
         if not self._window and not self._parts:
             raise NotFound("the playlist has no part yet")
         open_segment = None
@@ -243,21 +271,18 @@ class LlHlsPackager:
             open_segment = OpenSegment(
                 msn=self._next_msn,
                 program_date_time=self._segment_time,
-                parts=tuple(_entry(part) for part in self._parts),
+                parts=tuple(self._part_entries),
                 next_part_uri=part_name(self._next_msn, len(self._parts)),
                 init_uri=init_name(self._init_version),
                 discontinuity=self._segment_discontinuity,
             )
-        return render_llhls_playlist(
-            LlHlsPlaylist(
-                segments=tuple(self._window),
-                open_segment=open_segment,
-                target_duration=target_duration_for_segments(self._target, self._longest),
-                part_target=max(self._part_target, self._longest_part),
-                discontinuity_sequence=self._discontinuity_sequence,
-                ended=self._ended,
-            ),
-            skip=skip,
+        return LlHlsPlaylist(
+            segments=tuple(self._window),
+            open_segment=open_segment,
+            target_duration=self._target_duration,
+            part_target=self._stated_part_target,
+            discontinuity_sequence=self._discontinuity_sequence,
+            ended=self._ended,
         )
 
     # --- input -----------------------------------------------------------------------------------------
@@ -272,16 +297,23 @@ class LlHlsPackager:
             # The published init segment no longer describes the stream: finish what it describes.
             events = self._finish_segment()
             if self._window:
-                events.append(PlaylistUpdated(self.playlist()))
+                events.append(PlaylistUpdated(self.playlist_state()))
             self._pending_discontinuity = True
         self._configs[kind] = config
         info = track_info(config)
+        scale = info.timescale
         if isinstance(config, VideoConfig):
             fps = config.fps or Fraction(DEFAULT_FRAME_RATE)
-            nominal = int(info.timescale / fps)
+            nominal = int(scale / fps)
         else:
             nominal = AAC_FRAME_SAMPLES
-        self._tracks[kind] = _Track(SampleQueue(info.timescale, nominal), info.track_id, info.timescale)
+        self._tracks[kind] = _Track(
+            SampleQueue(scale, nominal),
+            info.track_id,
+            scale,
+            segment_ticks=math.ceil(self._target * scale),
+            part_ticks=math.floor(self._part_target * scale),
+        )
         self._cut = _VIDEO if _VIDEO in self._configs else _AUDIO
         self._init_stale = True
         return events
@@ -304,28 +336,32 @@ class LlHlsPackager:
         if not self._open:
             if kind is not self._cut or not sync:
                 return []  # a segment starts with a keyframe (or any audio frame when audio-only)
-            time, _ = queue.convert(frame)
+            time, offset = queue.convert(frame)
             events = self._start_segment(wallclock, time)
-            queue.push(frame, sync)
+            queue.push_converted(time, offset, sync, frame.data)
             return events
-        time, _ = queue.convert(frame)  # raises before anything changes
-        queue.push(frame, sync)
+        time, offset = queue.convert(frame)  # raises before anything changes
+        queue.push_converted(time, offset, sync, frame.data)
         if kind is not self._cut:
             return []
-        scale = track.timescale
-        if sync and time - self._segment_start >= self._target * scale:
+        if sync and time - self._segment_start >= track.segment_ticks:
+            scale = track.timescale
             events = self._close_part(time, scale)
             events.extend(self._close_segment(time, scale, keep_open=True))
             self._open_segment(wallclock, time)
-            events.append(PlaylistUpdated(self.playlist()))
+            events.append(PlaylistUpdated(self.playlist_state()))
             events.extend(self._take_expired())
             return events
         # The frame's own duration is not known yet: estimate it, allowing one unit of timestamp jitter.
+        time_base = frame.time_base
+        if time_base is not track.jitter_base:
+            track.jitter = -(-time_base.numerator * track.timescale // time_base.denominator)
+            track.jitter_base = time_base
+        part_start = self._part_start
         step = queue.last_step or queue.nominal_duration
-        jitter = -(-frame.time_base.numerator * scale // frame.time_base.denominator)
-        if time > self._part_start and time + step + jitter - self._part_start > self._part_target * scale:
-            events = self._close_part(time, scale)
-            events.append(PlaylistUpdated(self.playlist()))
+        if time > part_start and time + step + track.jitter - part_start > track.part_ticks:
+            events = self._close_part(time, track.timescale)
+            events.append(PlaylistUpdated(self.playlist_state()))
             return events
         return []
 
@@ -336,7 +372,7 @@ class LlHlsPackager:
         events = self._finish_segment()
         self._ended = True
         if self._window:
-            events.append(PlaylistUpdated(self.playlist()))
+            events.append(PlaylistUpdated(self.playlist_state()))
         events.extend(self._take_expired())
         return events
 
@@ -350,7 +386,7 @@ class LlHlsPackager:
         """
         events = self._finish_segment()
         if events and self._window:
-            events.append(PlaylistUpdated(self.playlist()))
+            events.append(PlaylistUpdated(self.playlist_state()))
         events.extend(self._take_expired())
         self._ended = False
         self._configs.clear()
@@ -385,6 +421,7 @@ class LlHlsPackager:
         self._segment_discontinuity = False
         self._segment_start = self._part_start = time
         self._parts = []
+        self._part_entries = []
 
     def _runs(self, cut: int, timescale: int, flush: bool) -> list[TrackRun]:
         runs: list[TrackRun] = []
@@ -417,8 +454,11 @@ class LlHlsPackager:
             data=media_fragment(self._fragment_sequence, runs),
         )
         self._fragment_sequence += 1
-        self._longest_part = max(self._longest_part, part.duration)
+        if part.duration > self._longest_part:
+            self._longest_part = part.duration
+            self._stated_part_target = max(self._part_target, part.duration)
         self._parts.append(part)
+        self._part_entries.append(PartEntry(msn, index, part.name, part.duration, independent))
         self._part_start = cut
         return [PartReady(part)]
 
@@ -436,8 +476,12 @@ class LlHlsPackager:
             parts=tuple(self._parts),
         )
         self._open = keep_open
+        entries = tuple(self._part_entries)
         self._parts = []
-        self._longest = max(self._longest, segment.duration)
+        self._part_entries = []
+        if segment.duration > self._longest:
+            self._longest = segment.duration
+            self._target_duration = target_duration_for_segments(self._target, self._longest)
         events: list[LlHlsEvent] = [SegmentReady(segment)]
         self._window.append(
             SegmentEntry(
@@ -445,7 +489,7 @@ class LlHlsPackager:
                 uri=segment.name,
                 duration=segment.duration,
                 program_date_time=segment.program_date_time,
-                parts=tuple(_entry(part) for part in segment.parts),
+                parts=entries,
                 init_uri=segment.init_name,
                 discontinuity=segment.discontinuity,
             )
@@ -479,10 +523,6 @@ class LlHlsPackager:
             return events
         events.extend(self._close_segment(end, cut_track.timescale, keep_open=False))
         return events
-
-
-def _entry(part: Part) -> PartEntry:
-    return PartEntry(part.msn, part.index, part.name, part.duration, part.independent)
 
 
 __all__ = [
