@@ -1,11 +1,13 @@
 """The origin's live LL-HLS state: each stream's packager, its parts in memory, and requests waiting on them.
 
 LL-HLS objects (``ll.m3u8``, ``init.mp4``, ``seg-*.m4s``, ``part-*.m4s``) exist only for the playlist window
-(plus the packager's expiry grace).  Parts, the playlist and the init segment are held in memory — a part is
-worth something for a few seconds, and only for the newest :data:`PART_SEGMENTS` complete segments (the
-playlist lists parts only near its live end).  Whole segments go to disk next to the MPEG-TS ones when the
-registry has a directory (memory per stream is then a few segments' parts, not the window), else they stay
-in memory too.  Once a publish has ended everything is released after :data:`ENDED_RETENTION` seconds.
+(plus the packager's expiry grace).  A part is worth something for a few seconds, and only for the newest
+:data:`PART_SEGMENTS` complete segments (the playlist lists parts only near its live end).  Whole segments
+go to disk next to the MPEG-TS ones when the registry has a directory, else they stay in memory.  A segment
+is the concatenation of its parts, so once it is complete its parts are served as byte ranges of it (from
+the page cache, for a segment on disk): memory holds the init segments and the parts of the segment being
+built, plus the segments the disk refused.  The playlist is rendered when it is requested, once per
+change.  Once a publish has ended everything is released after :data:`ENDED_RETENTION` seconds.
 
 Blocking requests (RFC 8216bis §6.2.5.2) wait here with asyncio: every change of the stream (a part, a
 playlist, the end) wakes the waiters, each of which checks whether what it waits for exists.  The packager
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import os
 import re
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -133,6 +136,10 @@ class LiveLlHls:
         self.max_waiters = max_waiters
         self.waiting = 0
         self._objects: dict[str, bytes] = {}
+        # Parts of complete segments: (segment name, offset, size) within the segment's bytes, which are
+        # in _objects when the disk refused them (or there is no directory), else on disk.
+        self._ranges: dict[str, tuple[str, int, int]] = {}
+        self._state: PlaylistUpdated | None = None  # the newest playlist, rendered on request
         self._playlist: str | None = None
         self._delta: str | None = None
         self._changed = asyncio.Event()
@@ -193,7 +200,9 @@ class LiveLlHls:
             for path in self.directory.glob("seg-*.m4s"):
                 path.unlink(missing_ok=True)
         self._objects.clear()
+        self._ranges.clear()
         self._part_names.clear()
+        self._state = None
         self._playlist = None
         self._delta = None
 
@@ -218,14 +227,10 @@ class LiveLlHls:
             elif isinstance(event, PartReady):
                 self._objects[event.part.name] = event.part.data
             elif isinstance(event, SegmentReady):
-                if not self._write(event.segment.name, event.segment.data):
-                    self._objects[event.segment.name] = event.segment.data
-                self._part_names.append(tuple(part.name for part in event.segment.parts))
-                while len(self._part_names) > PART_SEGMENTS:
-                    for name in self._part_names.popleft():
-                        self._objects.pop(name, None)
+                self._store_segment(event)
             elif isinstance(event, PlaylistUpdated):
-                self._playlist = event.text
+                self._state = event
+                self._playlist = None
                 self._delta = None
             elif isinstance(event, SegmentExpired):
                 self._objects.pop(event.name, None)
@@ -233,8 +238,28 @@ class LiveLlHls:
                     (self.directory / event.name).unlink(missing_ok=True)
                 for name in event.part_names:
                     self._objects.pop(name, None)
+                    self._ranges.pop(name, None)
         if changed:
             self._wake()
+
+    def _store_segment(self, event: SegmentReady) -> None:
+        """Keep a complete segment (on disk, else in memory); its parts become ranges of it."""
+        segment = event.segment
+        data = segment.data
+        if not self._write(segment.name, data):
+            self._objects[segment.name] = data
+        objects = self._objects
+        ranges = self._ranges
+        offset = 0
+        for part in segment.parts:
+            size = len(part.data)
+            objects.pop(part.name, None)
+            ranges[part.name] = (segment.name, offset, size)
+            offset += size
+        self._part_names.append(tuple(part.name for part in segment.parts))
+        while len(self._part_names) > PART_SEGMENTS:
+            for name in self._part_names.popleft():
+                ranges.pop(name, None)
 
     def close(self) -> None:
         """This state is replaced or dropped: answer every waiter now."""
@@ -255,20 +280,34 @@ class LiveLlHls:
 
     def playlist(self, *, skip: bool = False) -> str:
         """The current playlist (a delta update with ``skip``); :class:`NotFound` before the first part."""
-        if self._playlist is None:
+        state = self._state
+        if state is None:
             raise NotFound("no LL-HLS playlist yet")
-        if not skip:
-            return self._playlist
-        if self._delta is None:
-            self._delta = self.packager.playlist(skip=True)
-        return self._delta
+        if skip:
+            if self._delta is None:
+                self._delta = state.render(skip=True)
+            return self._delta
+        if self._playlist is None:
+            self._playlist = state.render()
+        return self._playlist
+
+    def _holds(self, name: str) -> bool:
+        return name in self._objects or name in self._ranges
 
     def object(self, name: str) -> bytes:
         """An init segment, segment or part by name; :class:`NotFound` when it is not (or no longer) held."""
         data = self._objects.get(name)
         if data is not None:
             return data
-        if self.directory is not None and SEGMENT_PATTERN.match(name) and self._playlist is not None:
+        span = self._ranges.get(name)
+        if span is not None:
+            segment, offset, size = span
+            whole = self._objects.get(segment)
+            if whole is not None:
+                return whole[offset : offset + size]
+            if self.directory is not None:
+                return read_range(self.directory / segment, offset, size)
+        elif self.directory is not None and SEGMENT_PATTERN.match(name) and self._state is not None:
             return read_file(self.directory / name)
         raise NotFound(name)
 
@@ -296,7 +335,7 @@ class LiveLlHls:
         if msn > self.last_msn() + MAX_SEGMENTS_AHEAD:
             return WaitOutcome.TOO_FAR
         return await self._wait(
-            lambda: self.packager.ended or (self._playlist is not None and self.has(msn, request.part))
+            lambda: self.packager.ended or (self._state is not None and self.has(msn, request.part))
         )
 
     async def wait_for_part(self, name: str) -> WaitOutcome:
@@ -307,12 +346,12 @@ class LiveLlHls:
         known.
         """
         match = PART_PATTERN.match(name)
-        if name in self._objects or match is None:
+        if match is None or self._holds(name):
             return WaitOutcome.READY
         wanted = (int(match.group(1)), int(match.group(2)))
         if self.packager.next_part != wanted:
             return WaitOutcome.READY
-        return await self._wait(lambda: name in self._objects or self.packager.next_part != wanted)
+        return await self._wait(lambda: self._holds(name) or self.packager.next_part != wanted)
 
     async def _wait(self, ready: Callable[[], bool]) -> WaitOutcome:
         if ready():
@@ -329,6 +368,21 @@ class LiveLlHls:
         finally:
             self.waiting -= 1
         return WaitOutcome.READY
+
+
+def read_range(path: Path, offset: int, size: int) -> bytes:
+    """``size`` bytes of the file at ``path`` from ``offset``; :class:`NotFound` if it has not that many."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            data = os.pread(fd, size, offset)
+        finally:
+            os.close(fd)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        raise NotFound(path.name) from exc
+    if len(data) != size:
+        raise NotFound(path.name)
+    return data
 
 
 class LlHlsStoreRegistry:
