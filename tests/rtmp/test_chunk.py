@@ -370,6 +370,54 @@ def test_writer_output_reads_back(
     assert got == expected
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(outgoing, min_size=1, max_size=12),
+    st.integers(1, 800),
+    st.data(),
+)
+def test_bytes_reads_leave_at_most_a_chunk_header_behind(
+    batch: list[tuple[int, int, int, int, bytes]], chunk_size: int, data: st.DataObject
+) -> None:
+    # Like the connection: immutable reads, only the unconsumed tail carried over to the next one.
+    writer = ChunkWriter()
+    parts = [writer.write(2, 1, 0, 0, struct.pack(">I", chunk_size))]
+    writer.chunk_size = chunk_size
+    expected = []
+    for csid, type_id, msid, timestamp, payload in batch:
+        parts.append(writer.write(csid, type_id, msid, timestamp, payload))
+        expected.append(Message(csid, type_id, msid, timestamp & 0xFFFFFFFF, payload))
+    stream = b"".join(parts)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
+    reader = ChunkReader()
+    tail = b""
+    got: list[Message] = []
+    for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        piece = tail + stream[start:end]
+        messages, consumed = reader.read(piece)
+        tail = piece[consumed:]
+        # 3-byte basic header + 11-byte message header + 4-byte extended timestamp.
+        assert len(tail) < 18
+        got.extend(messages)
+    assert not tail
+    assert got == expected
+
+
+def test_message_split_inside_a_chunk_completes_from_the_next_buffers() -> None:
+    payload = bytes(range(256)) * 2
+    data = fmt0(6, 40, len(payload), 9, 1)
+    for start in range(0, len(payload), 128):
+        data += (b"" if start == 0 else b"\xc6") + payload[start : start + 128]
+    reader = ChunkReader()
+    first, consumed = reader.read(data[:20])
+    assert (first, consumed) == ([], 20)
+    second, consumed = reader.read(data[20:300])
+    assert (second, consumed) == ([], 280)
+    third, consumed = reader.read(bytearray(data[300:]))
+    assert third == [Message(6, 9, 1, 40, payload)]
+    assert consumed == len(data) - 300
+
+
 @settings(deadline=None)
 @given(st.binary(max_size=400))
 def test_arbitrary_bytes_parse_or_raise_remote_protocol_error(data: bytes) -> None:

@@ -114,6 +114,13 @@ def test_real_ffmpeg_publish_one_byte_at_a_time(capture: bytes) -> None:
     assert bytewise == whole
 
 
+@pytest.mark.parametrize("step", [7, 100, 1000, 4097, 12288])
+def test_real_ffmpeg_publish_in_reads_of_any_size(capture: bytes, step: int) -> None:
+    _, whole, _ = replay(capture)
+    _, pieces, _ = replay(capture, step=step)
+    assert pieces == whole
+
+
 def test_real_ffmpeg_publish_with_extended_timestamps() -> None:
     _, events, _ = replay((FIXTURES / "ffmpeg_publish_extended_ts.bin").read_bytes())
     check_publish_events(events, first_media_timestamp=16_780_000)

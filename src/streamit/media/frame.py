@@ -44,6 +44,18 @@ class Frame:
     keyframe: bool
     data: bytes
 
+    def __init__(
+        self, track: TrackKind, pts: int, dts: int, time_base: Fraction, keyframe: bool, data: bytes
+    ) -> None:
+        # One frame per access unit: the slots are written through their descriptors, which costs about
+        # half of the object.__setattr__ call per field that a generated frozen __init__ makes.
+        _set_track(self, track)
+        _set_pts(self, pts)
+        _set_dts(self, dts)
+        _set_time_base(self, time_base)
+        _set_keyframe(self, keyframe)
+        _set_data(self, data)
+
     def rescale_pts(self, time_base: Fraction) -> int:
         """``pts`` expressed in ``time_base`` units (rounded down)."""
         return rescale(self.pts, self.time_base, time_base)
@@ -51,6 +63,11 @@ class Frame:
     def rescale_dts(self, time_base: Fraction) -> int:
         """``dts`` expressed in ``time_base`` units (rounded down)."""
         return rescale(self.dts, self.time_base, time_base)
+
+
+_set_track, _set_pts, _set_dts, _set_time_base, _set_keyframe, _set_data = (
+    Frame.__dict__[name].__set__ for name in ("track", "pts", "dts", "time_base", "keyframe", "data")
+)
 
 
 def rescale(value: int, src: Fraction, dst: Fraction) -> int:

@@ -52,9 +52,21 @@ RawMessage = tuple[int, int, int, int, bytes]
 class _InboundChunkStream:
     """What the previous chunk headers of one chunk stream established (RTMP 1.0 §5.3.1.2)."""
 
-    __slots__ = ("delta", "extended", "length", "parts", "received", "stream_id", "timestamp", "type_id")
+    __slots__ = (
+        "chunk_left",
+        "csid",
+        "delta",
+        "extended",
+        "length",
+        "parts",
+        "received",
+        "stream_id",
+        "timestamp",
+        "type_id",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, csid: int) -> None:
+        self.csid = csid
         self.timestamp = 0
         self.delta = 0
         self.length = 0
@@ -62,18 +74,23 @@ class _InboundChunkStream:
         self.stream_id = 0
         self.extended = False
         self.parts: list[bytes] = []
+        """The received pieces of the message in progress."""
         self.received = 0
+        self.chunk_left = 0
+        """Bytes of the current chunk's data still to come, while a buffer ended inside it."""
 
 
 class ChunkReader:
     """Parses chunks from the start of a buffer and returns the messages they complete."""
 
-    __slots__ = ("_chunk_size", "_streams", "max_message_size")
+    __slots__ = ("_chunk_size", "_open", "_streams", "max_message_size")
 
     def __init__(self, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         self.max_message_size = max_message_size
         self._chunk_size = DEFAULT_CHUNK_SIZE
         self._streams: dict[int, _InboundChunkStream] = {}
+        self._open: _InboundChunkStream | None = None
+        """The chunk stream whose chunk data the last buffer ended in."""
 
     @property
     def chunk_size(self) -> int:
@@ -81,10 +98,11 @@ class ChunkReader:
         return self._chunk_size
 
     def read(self, data: bytes | bytearray | memoryview) -> tuple[list[Message], int]:
-        """Parse every complete chunk at the start of ``data``.
+        """Parse the chunks at the start of ``data``.
 
         Returns the completed messages (Set Chunk Size and Abort excluded: they are applied here) and the
-        number of bytes consumed; the caller keeps the rest (an incomplete chunk) for the next call.
+        number of bytes consumed; the caller keeps the rest (an incomplete chunk header, at most 18 bytes)
+        for the next call.  The data of a chunk that ``data`` ends inside is consumed and kept here.
         Raises :class:`~streamit.errors.RemoteProtocolError` (or :class:`~streamit.errors.MessageTooLarge`).
         """
         messages: list[Message] = []
@@ -105,18 +123,47 @@ class ChunkReader:
         The cheap form for the connection, which turns most messages straight into events.
         """
         if isinstance(data, bytes):
-            # Slices of bytes are the payload copies themselves; a bytearray goes through a view so that
-            # each payload is copied once and the caller may resize its buffer afterwards.
+            # Slices of bytes are the payload copies themselves; a bytearray goes through a view, whose
+            # pieces are copied, so that the caller may resize or reuse its buffer afterwards.
             return self._read(data, out)
         with memoryview(data) as view:
             return self._read(view, out)
 
     def _read(self, data: bytes | memoryview, messages: list[RawMessage]) -> int:
         end = len(data)
+        if not end:
+            return 0
         pos = 0
         unpack_u32 = _U32.unpack_from
         unpack_u32_u32 = _U32_U32.unpack_from
         chunk_size = self._chunk_size
+        # Pieces kept past this call are copied out of a caller's buffer; slices of bytes are such copies.
+        stream = self._open
+        if stream is not None:
+            # The previous buffer ended inside this chunk stream's chunk data: ours starts with the rest.
+            left = stream.chunk_left
+            if end < left:
+                stream.parts.append(data if type(data) is bytes else bytes(data))
+                stream.received += end
+                stream.chunk_left = left - end
+                return end
+            self._open = None
+            stream.chunk_left = 0
+            stream.parts.append(data[:left] if type(data) is bytes else bytes(data[:left]))
+            pos = left
+            received = stream.received + left
+            if received < stream.length:
+                stream.received = received
+            else:
+                whole = b"".join(stream.parts)
+                stream.parts = []
+                stream.received = 0
+                type_id = stream.type_id
+                if type_id > ABORT_MESSAGE or not type_id:
+                    messages.append((stream.csid, type_id, stream.stream_id, stream.timestamp, whole))
+                else:
+                    self._apply_control(type_id, whole)
+                    chunk_size = self._chunk_size
         while pos < end:
             first = data[pos]
             fmt = first >> 6
@@ -162,7 +209,8 @@ class ChunkReader:
                     raise RemoteProtocolError(
                         f"chunk stream {csid}: fmt {fmt} chunk without a previous header"
                     )
-                stream = self._streams[csid] = _InboundChunkStream()
+                stream = self._streams[csid] = _InboundChunkStream(csid)
+            received = stream.received
             if fmt == 3:
                 extended = stream.extended
                 if extended:
@@ -174,33 +222,14 @@ class ChunkReader:
                     p += 4
                 else:
                     field = stream.delta
-                if stream.received:
-                    remaining = stream.length - stream.received
-                    size = remaining if remaining < chunk_size else chunk_size
-                    if p + size > end:
-                        break
-                    stream.parts.append(bytes(data[p : p + size]))
-                    stream.received += size
-                    pos = p + size
-                    if size == remaining:
-                        whole = b"".join(stream.parts)
-                        stream.parts = []
-                        stream.received = 0
-                        if stream.type_id > ABORT_MESSAGE or not stream.type_id:
-                            messages.append((csid, stream.type_id, stream.stream_id, stream.timestamp, whole))
-                        else:
-                            self._apply_control(stream.type_id, whole)
-                            chunk_size = self._chunk_size
-                    continue
                 length = stream.length
-                type_id = stream.type_id
-                stream_id = stream.stream_id
-                # RTMP 1.0 §5.3.1.2.4: a type-3 chunk starting a new message reuses the previous delta
-                # (after a type-0 header, that "delta" is the type-0 timestamp itself).
-                delta = field
-                timestamp = (stream.timestamp + delta) & TIMESTAMP_MASK
+                if not received:
+                    # RTMP 1.0 §5.3.1.2.4: a type-3 chunk starting a new message reuses the previous delta
+                    # (after a type-0 header, that "delta" is the type-0 timestamp itself).
+                    stream.timestamp = (stream.timestamp + field) & TIMESTAMP_MASK
+                    stream.delta = field
             else:
-                if stream.received:
+                if received:
                     raise RemoteProtocolError(f"chunk stream {csid}: new message header inside a message")
                 extended = field == EXTENDED_TIMESTAMP
                 if extended:
@@ -208,64 +237,73 @@ class ChunkReader:
                         break
                     field = unpack_u32(data, p)[0]
                     p += 4
-                delta = field
                 if fmt == 0:
-                    timestamp = field
+                    stream.timestamp = field
+                    stream.stream_id = stream_id
                 else:
-                    timestamp = (stream.timestamp + field) & TIMESTAMP_MASK
-                    stream_id = stream.stream_id
+                    stream.timestamp = (stream.timestamp + field) & TIMESTAMP_MASK
                     if fmt == 2:
                         length = stream.length
-                        type_id = stream.type_id
-                if length > self.max_message_size:
-                    raise MessageTooLarge(
-                        f"message of {length} bytes exceeds the {self.max_message_size} cap"
-                    )
-            payload: bytes | None
-            if length <= chunk_size:
-                if p + length > end:
-                    break
-                pos = p + length
-                payload = data[p:pos] if type(data) is bytes else bytes(data[p:pos])
+                if fmt != 2:
+                    if length > self.max_message_size:
+                        raise MessageTooLarge(
+                            f"message of {length} bytes exceeds the {self.max_message_size} cap"
+                        )
+                    stream.length = length
+                    stream.type_id = type_id
+                stream.delta = field
+                stream.extended = extended
+            remaining = length - received
+            stop = p + (remaining if remaining < chunk_size else chunk_size)
+            if stop > end:
+                # The buffer ends inside this chunk's data: keep what is here, the rest starts the next one.
+                stream.parts.append(data[p:end] if type(data) is bytes else bytes(data[p:end]))
+                stream.received = received + end - p
+                stream.chunk_left = stop - end
+                self._open = stream
+                return end
+            if remaining <= chunk_size:
+                pos = stop
+                payload = data[p:stop] if type(data) is bytes else bytes(data[p:stop])
+                if received:
+                    parts = stream.parts
+                    parts.append(payload)
+                    payload = b"".join(parts)
+                    stream.parts = []
+                    stream.received = 0
             else:
-                # Fast path: the whole message is here, its continuation chunks back to back, each behind
-                # the 1-byte type-3 basic header of this chunk stream (plus the repeated extended timestamp).
-                count = (length - 1) // chunk_size
+                # Fast path: the rest of the message is here, its continuation chunks back to back, each
+                # behind the 1-byte type-3 basic header of this chunk stream (plus the repeated extended
+                # timestamp).
+                count = (remaining - 1) // chunk_size
                 step = chunk_size + (5 if extended else 1)
                 last = p + count * step
-                stop = last + length - count * chunk_size
-                if (
-                    csid > 63
-                    or stop > end
-                    or data[p + chunk_size : last : step] != _CONTINUATION_HEADERS[csid] * count
-                ):
-                    if p + chunk_size > end:
-                        break
-                    pos = p + chunk_size
-                    stream.parts = [bytes(data[p:pos])]
-                    stream.received = chunk_size
-                    payload = None
-                else:
+                whole = last + remaining - count * chunk_size
+                if whole > end or csid > 63 or data[stop:last:step] != _CONTINUATION_HEADERS[csid] * count:
                     pos = stop
-                    # Views, so that the join is the payload's only copy.
-                    view = memoryview(data)
-                    pieces = [view[start : start + chunk_size] for start in range(p, last, step)]
-                    pieces.append(view[last:stop])
-                    payload = b"".join(pieces)
-                    del pieces
-                    view.release()
-            stream.timestamp = timestamp
-            stream.delta = delta
-            stream.length = length
-            stream.type_id = type_id
-            stream.stream_id = stream_id
-            stream.extended = extended
-            if payload is not None:
-                if type_id > ABORT_MESSAGE or not type_id:
-                    messages.append((csid, type_id, stream_id, timestamp, payload))
-                else:
-                    self._apply_control(type_id, payload)
-                    chunk_size = self._chunk_size
+                    stream.parts.append(data[p:stop] if type(data) is bytes else bytes(data[p:stop]))
+                    stream.received = received + chunk_size
+                    continue
+                pos = whole
+                # Views, so that the join is the payload's only copy.
+                view = memoryview(data)
+                pieces: list[bytes | memoryview] = [
+                    view[start : start + chunk_size] for start in range(p, last, step)
+                ]
+                pieces.append(view[last:whole])
+                if received:
+                    pieces[:0] = stream.parts
+                    stream.parts = []
+                    stream.received = 0
+                payload = b"".join(pieces)
+                del pieces
+                view.release()
+            type_id = stream.type_id
+            if type_id > ABORT_MESSAGE or not type_id:
+                messages.append((csid, type_id, stream.stream_id, stream.timestamp, payload))
+            else:
+                self._apply_control(type_id, payload)
+                chunk_size = self._chunk_size
         return pos
 
     def _apply_control(self, type_id: int, payload: bytes) -> None:

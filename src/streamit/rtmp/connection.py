@@ -321,10 +321,11 @@ class RtmpConnection:
                 if reply:
                     self._outbox.append(reply)
             self.state = ConnectionState.AWAITING_CONNECT
-        # With nothing pending, parse the received bytes in place and keep only an incomplete tail.
+        # The reader keeps the data of an unfinished chunk itself; only the handshake's leftovers or an
+        # incomplete chunk header wait here, so received bytes are mostly parsed in place.
         if inbox:
-            inbox += data
-            source: bytes | bytearray = inbox
+            source = b"".join((inbox, data))
+            inbox.clear()
         else:
             source = data
         if source:
@@ -351,10 +352,8 @@ class RtmpConnection:
                                 events.append(AudioReceived(stream_id, timestamp, payload))
                             continue
                     self._dispatch(*message)
-            if source is inbox:
-                del inbox[:consumed]
-            elif consumed < len(data):
-                inbox += data[consumed:]
+            if consumed < len(source):
+                inbox += source[consumed:]
         window = self._ack_window
         # RTMP 1.0 §5.4.3: acknowledge each time another window's worth of bytes has arrived.
         if window and self._bytes_received - self._acknowledged >= window:

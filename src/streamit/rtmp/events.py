@@ -57,6 +57,12 @@ class VideoReceived:
     timestamp: int
     payload: bytes
 
+    def __init__(self, stream_id: int, timestamp: int, payload: bytes) -> None:
+        # One event per media message: slot descriptors instead of object.__setattr__ per field.
+        _set_video_stream_id(self, stream_id)
+        _set_video_timestamp(self, timestamp)
+        _set_video_payload(self, payload)
+
 
 @dataclass(frozen=True, slots=True)
 class AudioReceived:
@@ -65,6 +71,20 @@ class AudioReceived:
     stream_id: int
     timestamp: int
     payload: bytes
+
+    def __init__(self, stream_id: int, timestamp: int, payload: bytes) -> None:
+        # One event per media message: slot descriptors instead of object.__setattr__ per field.
+        _set_audio_stream_id(self, stream_id)
+        _set_audio_timestamp(self, timestamp)
+        _set_audio_payload(self, payload)
+
+
+_set_video_stream_id, _set_video_timestamp, _set_video_payload = (
+    VideoReceived.__dict__[name].__set__ for name in ("stream_id", "timestamp", "payload")
+)
+_set_audio_stream_id, _set_audio_timestamp, _set_audio_payload = (
+    AudioReceived.__dict__[name].__set__ for name in ("stream_id", "timestamp", "payload")
+)
 
 
 @dataclass(frozen=True, slots=True)
