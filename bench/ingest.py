@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -1350,6 +1350,7 @@ def parse_args(argv: Sequence[str]) -> tuple[Settings, Path | None, bool]:
         help="instead of ingest: wrk on a playlist and a 1 MiB segment, streamit vs nginx",
     )
     parser.add_argument("--http-duration", type=float, default=10.0, help="s per wrk run (default 10)")
+    parser.add_argument("--json", type=Path, default=None, help="also write every number as JSON here")
     parser.add_argument(
         "--smoke",
         action="store_true",
@@ -1377,7 +1378,41 @@ def parse_args(argv: Sequence[str]) -> tuple[Settings, Path | None, bool]:
     )
     output = args.output if args.output is not None or smoke else REPO_DIR / "docs" / "benchmarks.md"
     HTTP_MODE.update(enabled=bool(args.http), duration=float(args.http_duration))
+    JSON_OUTPUT["path"] = args.json
     return settings, output, smoke
+
+
+JSON_OUTPUT: dict[str, Path | None] = {"path": None}
+"""Where ``--json`` asked every number to be written (set by :func:`parse_args`)."""
+
+
+def ingest_json(
+    results: Sequence[CellResult], settings: Settings, references: Sequence[float | None], clip: ClipFacts
+) -> dict[str, Any]:
+    """Every number of an ingest run, for scripts (bench/suite.py) and the harness's own test."""
+    summaries = [summarize(results, server, n) for n in settings.counts for server in settings.servers]
+    return {
+        "counts": list(settings.counts),
+        "runs": settings.runs,
+        "duration_s": settings.duration,
+        "summaries": [dataclasses.asdict(s) for s in summaries],
+        "largest_real_time": {server: largest_real_time(summaries, server) for server in settings.servers},
+        "cells": [dataclasses.asdict(r) for r in results],
+        "ffmpeg_hls_first_segment_s": median_or_none(references),
+        "clip": dataclasses.asdict(clip),
+    }
+
+
+def http_json(results: Sequence[HttpResult]) -> dict[str, Any]:
+    """Every number of an ``--http`` run, with the medians per target and server."""
+    medians: dict[str, dict[str, dict[str, float | None]]] = {}
+    for target, server in sorted({(r.target, r.server) for r in results}):
+        runs = [r for r in results if (r.target, r.server) == (target, server)]
+        medians.setdefault(target, {})[server] = {
+            "requests_per_s": median_or_none([r.requests_per_s for r in runs]),
+            "mb_per_s": median_or_none([r.mb_per_s for r in runs]),
+        }
+    return {"results": [dataclasses.asdict(r) for r in results], "medians": medians}
 
 
 HTTP_MODE: dict[str, float | bool] = {"enabled": False, "duration": 10.0}
@@ -1398,6 +1433,9 @@ def run_http(settings: Settings, output: Path | None, command: str) -> int:
         return 1
     section = http_section(results, settings, duration, command)
     print(section)
+    json_path = JSON_OUTPUT["path"]
+    if json_path is not None:
+        json_path.write_text(json.dumps(http_json(results), indent=2))
     if output is not None:
         previous = output.read_text() if output.exists() else ""
         output.write_text(replace_marked_section(previous, section))
@@ -1491,6 +1529,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + exc.signum
     print()
     print(results_tables(results, settings, references))
+    json_path = JSON_OUTPUT["path"]
+    if json_path is not None:
+        json_path.write_text(json.dumps(ingest_json(results, settings, references, clip), indent=2))
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         previous = output.read_text() if output.exists() else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -15,10 +16,13 @@ from ingest import (
     CellResult,
     Children,
     ClipFacts,
+    HttpResult,
     PlaylistWatcher,
     SegmentSeen,
     Settings,
     all_proc_stats,
+    http_json,
+    ingest_json,
     parse_args,
     parse_playlist,
     parse_proc_stat,
@@ -178,6 +182,23 @@ def test_report_has_ratios_and_the_command() -> None:
     assert "| 2 | 0.50× | 2.00× | 4.50× | 1.50× |" in report
     assert "**2.10 s**" in report
     assert "nproc" in report
+    numbers = json.loads(json.dumps(ingest_json(results, settings, [2.1], clip)))
+    by_server = {s["server"]: s for s in numbers["summaries"]}
+    assert by_server["streamit"]["cpu_ms_per_stream_s"] == pytest.approx(10.0)
+    assert numbers["largest_real_time"] == {"nginx": None, "streamit": None}  # no lateness measured
+    assert numbers["clip"]["keyframe_times"] == [0.0, 2.0] and numbers["ffmpeg_hls_first_segment_s"] == 2.1
+
+
+def test_http_json_takes_medians_per_target_and_server() -> None:
+    results = [
+        HttpResult(run, "playlist", server, rps, rps / 1000, 1.0, 0, 1.0, 10.0)
+        for run, (server, rps) in enumerate(
+            [("nginx", 30000.0), ("streamit", 10000.0), ("nginx", 34000.0), ("streamit", 12000.0)]
+        )
+    ]
+    medians = http_json(results)["medians"]["playlist"]
+    assert medians["nginx"]["requests_per_s"] == pytest.approx(32000.0)
+    assert medians["streamit"]["mb_per_s"] == pytest.approx(11.0)
 
 
 def test_parse_args_defaults_and_smoke() -> None:
