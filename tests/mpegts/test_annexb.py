@@ -7,7 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamit.errors import RemoteProtocolError
-from streamit.mpegts.annexb import ACCESS_UNIT_DELIMITER, access_unit_annexb, parameter_sets_annexb
+from streamit.mpegts.annexb import (
+    ACCESS_UNIT_DELIMITER,
+    access_unit_annexb,
+    access_unit_split,
+    parameter_sets_annexb,
+)
 from tests.mpegts.flv_fixture import read_flv
 from tests.mpegts.ts_demux import split_annexb
 
@@ -100,3 +105,25 @@ def test_arbitrary_bytes_parse_or_raise_remote_protocol_error(data: bytes, keyfr
     except RemoteProtocolError:
         return
     assert parts == [] or bytes(parts[0]) == ACCESS_UNIT_DELIMITER
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([b"\x09\xf0", b"\x65\x88", b"\x41\x9a" * 300, b"\x06\x05", b"", b"\x67\x42"]),
+        max_size=6,
+    ),
+    st.booleans(),
+)
+def test_split_is_the_access_unit_with_its_last_nal_unit_left_in_place(
+    nals: list[bytes], keyframe: bool
+) -> None:
+    data = avcc(*nals)
+    split = access_unit_split(data, keyframe, PARAMS)
+    whole = access_unit_annexb(data, keyframe, PARAMS)
+    if split is None:
+        assert whole == []
+        return
+    pieces, start, end = split
+    assert pieces[-1] == b"\x00\x00\x00\x01"
+    assert b"".join(pieces) + data[start:end] == b"".join(whole)

@@ -23,6 +23,7 @@ from streamit.mpegts.muxer import (
     TIMESTAMP_OFFSET,
     VIDEO_PID,
     TsMuxer,
+    _PidWriter,
     pes_header,
 )
 from tests.conftest import require_tool
@@ -387,3 +388,26 @@ def test_ffprobe_reads_grouped_audio(tmp_path: Path) -> None:
     for packet, frame in zip(packets, MEDIA.audio_frames, strict=True):
         assert abs(int(packet["pts"]) - ts90(frame.pts)) <= 180
         assert int(packet["size"]) == len(frame.data) + 7  # with its ADTS header
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(0, 400),
+    st.integers(0, 3000),
+    st.integers(0, 20),
+    st.sampled_from([b"", b"\x40", bytes(7)]),
+    st.integers(0, 15),
+)
+def test_packetizing_from_parts_equals_packetizing_the_joined_payload(
+    head_size: int, body_size: int, margin: int, adaptation: bytes, cc: int
+) -> None:
+    head = bytes(range(256)) * 2
+    body = bytes((i * 7) & 0xFF for i in range(body_size + 2 * margin))
+    start, end = margin, margin + body_size
+    if not head_size and not body_size:
+        return
+    joined, parts = _PidWriter(VIDEO_PID), _PidWriter(VIDEO_PID)
+    joined.cc = parts.cc = cc
+    expected = joined.packetize(head[:head_size] + body[start:end], adaptation)
+    assert parts.packetize_parts(head[:head_size], body, start, end, adaptation) == expected
+    assert parts.cc == joined.cc

@@ -37,12 +37,31 @@ def access_unit_annexb(data: bytes, keyframe: bool, parameter_sets: bytes) -> li
     own SPS, which then wins so that in-band parameter changes are not undone.  Returns an empty list when
     ``data`` holds no NAL unit.  Raises :class:`RemoteProtocolError` when a length prefix overruns ``data``.
     """
-    view = memoryview(data)
+    split = access_unit_split(data, keyframe, parameter_sets)
+    if split is None:
+        return []
+    pieces, start, end = split
+    pieces.append(memoryview(data)[start:end])
+    return pieces
+
+
+def access_unit_split(
+    data: bytes, keyframe: bool, parameter_sets: bytes
+) -> tuple[list[bytes | memoryview], int, int] | None:
+    """:func:`access_unit_annexb` without its last NAL unit, which is given as its bounds in ``data``.
+
+    The last NAL unit (the picture's last slice: most of the access unit) can then be packetised straight
+    from ``data`` without being copied into a joined access unit first.  The pieces end with that NAL
+    unit's start code.  ``None`` when ``data`` holds no NAL unit.
+    """
     end = len(data)
-    parts: list[bytes | memoryview] = [ACCESS_UNIT_DELIMITER]
+    pieces: list[bytes | memoryview] = [ACCESS_UNIT_DELIMITER]
     has_idr = False
     has_sps = False
     offset = 0
+    last_start = -1
+    last_end = 0
+    view: memoryview | None = None
     while offset < end:
         if offset + 4 > end:
             raise RemoteProtocolError(f"truncated AVCC length prefix at offset {offset} of {end}")
@@ -58,11 +77,16 @@ def access_unit_annexb(data: bytes, keyframe: bool, parameter_sets: bytes) -> li
             elif nal_type == NAL_SPS:
                 has_sps = True
             if nal_type != NAL_AUD:
-                parts.append(START_CODE)
-                parts.append(view[offset:nal_end])
+                if last_start >= 0:
+                    if view is None:
+                        view = memoryview(data)
+                    pieces.append(view[last_start:last_end])
+                pieces.append(START_CODE)
+                last_start = offset
+                last_end = nal_end
         offset = nal_end
-    if len(parts) == 1:
-        return []
+    if last_start < 0:
+        return None
     if (has_idr or keyframe) and not has_sps and parameter_sets:
-        parts.insert(1, parameter_sets)
-    return parts
+        pieces.insert(1, parameter_sets)
+    return pieces, last_start, last_end

@@ -28,7 +28,7 @@ from fractions import Fraction
 from streamit.errors import LocalProtocolError, RemoteProtocolError, UnsupportedCodec
 from streamit.media.aac import SAMPLING_FREQUENCIES, AdtsWriter
 from streamit.media.frame import MPEG_TS_CLOCK, AudioConfig, Frame, TrackKind, VideoConfig
-from streamit.mpegts.annexb import ACCESS_UNIT_DELIMITER, access_unit_annexb, parameter_sets_annexb
+from streamit.mpegts.annexb import ACCESS_UNIT_DELIMITER, access_unit_split, parameter_sets_annexb
 from streamit.mpegts.psi import NULL_PID, pat_section, pmt_section
 
 TS_PACKET_SIZE = 188
@@ -57,6 +57,7 @@ PCR_MAX_INTERVAL = 9_000
 """ISO/IEC 13818-1 §2.7.2: PCRs at most 100 ms apart."""
 
 TIMESTAMP_MODULUS = 1 << 33
+_TIMESTAMP_MASK = TIMESTAMP_MODULUS - 1  # x & mask == x % modulus for every int, negative ones included
 
 _AF_DISCONTINUITY = 0x80
 _AF_RANDOM_ACCESS = 0x40
@@ -83,12 +84,16 @@ def _stuffing_adaptation_field(payload_size: int) -> bytes:
 
 
 _STUFFING = tuple(_stuffing_adaptation_field(size) for size in range(TS_PAYLOAD_SIZE))
+_LENGTH_BYTES = tuple(bytes((length,)) for length in range(TS_PAYLOAD_SIZE))
 
 
 # packet_start_code_prefix, stream_id, PES_packet_length, '10' marker + data_alignment_indicator (every PES
 # starts with a whole access unit), PTS_DTS_flags, PES_header_data_length, then the 5-byte timestamps.
 _pack_pes_pts = struct.Struct(">3sBHBBBBHH").pack
 _pack_pes_pts_dts = struct.Struct(">3sBHBBBBHHBHH").pack
+# The same, for video: PES_packet_length 0 and the access unit delimiter that starts every access unit.
+_pack_video_pts = struct.Struct(">3sBHBBBBHH6s").pack
+_pack_video_pts_dts = struct.Struct(">3sBHBBBBHHBHH6s").pack
 
 
 def pes_header(stream_id: int, pts: int, dts: int, payload_size: int | None) -> bytes:
@@ -124,6 +129,38 @@ def pes_header(stream_id: int, pts: int, dts: int, payload_size: int | None) -> 
         0x11 | ((dts >> 29) & 0x0E),
         ((dts >> 14) & 0xFFFE) | 1,
         ((dts << 1) & 0xFFFE) | 1,
+    )
+
+
+def _video_pes_header(pts: int, dts: int) -> bytes:
+    """:func:`pes_header` of an unbounded video PES, followed by the access unit delimiter."""
+    if pts == dts:
+        return _pack_video_pts(
+            b"\x00\x00\x01",
+            VIDEO_STREAM_ID,
+            0,
+            0x84,
+            0x80,
+            5,
+            0x21 | ((pts >> 29) & 0x0E),
+            ((pts >> 14) & 0xFFFE) | 1,
+            ((pts << 1) & 0xFFFE) | 1,
+            ACCESS_UNIT_DELIMITER,
+        )
+    return _pack_video_pts_dts(
+        b"\x00\x00\x01",
+        VIDEO_STREAM_ID,
+        0,
+        0x84,
+        0xC0,
+        10,
+        0x31 | ((pts >> 29) & 0x0E),
+        ((pts >> 14) & 0xFFFE) | 1,
+        ((pts << 1) & 0xFFFE) | 1,
+        0x11 | ((dts >> 29) & 0x0E),
+        ((dts >> 14) & 0xFFFE) | 1,
+        ((dts << 1) & 0xFFFE) | 1,
+        ACCESS_UNIT_DELIMITER,
     )
 
 
@@ -205,6 +242,41 @@ class _PidWriter:
             parts.append(self._adapted[cc])
             parts.append(_STUFFING[size - offset])
             parts.append(payload[offset:])
+            cc = (cc + 1) & 0xF
+        self.cc = cc
+        return b"".join(parts)
+
+    def packetize_parts(
+        self, head: bytes, body: bytes, start: int, end: int, adaptation: bytes = b""
+    ) -> bytes:
+        """:meth:`packetize` of ``head + body[start:end]``, cutting the packets straight from ``body``."""
+        room = TS_PAYLOAD_SIZE - 1 - len(adaptation) if adaptation else TS_PAYLOAD_SIZE
+        take = room - len(head)
+        if take < 0 or end - start <= take:
+            return self.packetize(head + body[start:end], adaptation)
+        cc = self.cc
+        offset = start + take
+        if adaptation:
+            length = _LENGTH_BYTES[len(adaptation)]
+            parts = [self._adapted_start[cc], length, adaptation, head, body[start:offset]]
+        else:
+            parts = [self._plain_start[cc], head, body[start:offset]]
+        cc = (cc + 1) & 0xF
+        count = (end - offset) // TS_PAYLOAD_SIZE
+        cycle = self._plain_cycle
+        while count:
+            n = count if count < _SPLIT_BLOCK else _SPLIT_BLOCK
+            block: list[bytes] = [b""] * (2 * n)
+            block[0::2] = cycle[cc : cc + n]
+            block[1::2] = _splitter(n)(body, offset)
+            parts += block
+            offset += n * TS_PAYLOAD_SIZE
+            cc = (cc + n) & 0xF
+            count -= n
+        if offset < end:
+            parts.append(self._adapted[cc])
+            parts.append(_STUFFING[end - offset])
+            parts.append(body[offset:end])
             cc = (cc + 1) & 0xF
         self.cc = cc
         return b"".join(parts)
@@ -347,29 +419,25 @@ class TsMuxer:
         time_base = frame.time_base
         if time_base is not self._time_base:
             self._time_base = time_base
-            self._scale = (
-                time_base.numerator * MPEG_TS_CLOCK.denominator,
-                time_base.denominator * MPEG_TS_CLOCK.numerator,
-            )
+            # Reduced once per time base: most conversions (1/1000 → 1/90000) become one multiplication.
+            ratio = time_base / MPEG_TS_CLOCK
+            self._scale = (ratio.numerator, ratio.denominator)
         numerator, denominator = self._scale
-        pts = frame.pts * numerator // denominator
         dts = frame.dts * numerator // denominator
+        pts = dts if frame.pts == frame.dts else frame.pts * numerator // denominator
         if pts < dts:
             raise RemoteProtocolError(f"frame PTS {frame.pts} precedes its DTS {frame.dts}")
         if frame.track is _VIDEO:
             if self._video is None:
                 raise LocalProtocolError("video frame muxed before a video configuration was set")
-            pieces = access_unit_annexb(frame.data, frame.keyframe, self._parameter_sets)
-            if not pieces:
+            keyframe = frame.keyframe
+            data = frame.data
+            split = access_unit_split(data, keyframe, self._parameter_sets)
+            if split is None:
                 return b""
-            pieces[0] = (
-                pes_header(
-                    VIDEO_STREAM_ID,
-                    (pts + TIMESTAMP_OFFSET) % TIMESTAMP_MODULUS,
-                    (dts + TIMESTAMP_OFFSET) % TIMESTAMP_MODULUS,
-                    None,
-                )
-                + ACCESS_UNIT_DELIMITER
+            pieces, last_start, last_end = split
+            pieces[0] = _video_pes_header(
+                (pts + TIMESTAMP_OFFSET) & _TIMESTAMP_MASK, (dts + TIMESTAMP_OFFSET) & _TIMESTAMP_MASK
             )
             # Audio grouped so far goes first, unless it could still wait without falling behind the PCR.
             head = (
@@ -379,14 +447,39 @@ class TsMuxer:
             )
             if psi:
                 head += self.psi()
-            packets = self._write_pes(
-                self._video_writer, b"".join(pieces), dts, frame.keyframe, carries_pcr=True
+            if self._pcr_is_due(dts, keyframe):
+                adaptation = self._pcr_field(dts, _AF_PCR | _AF_RANDOM_ACCESS if keyframe else _AF_PCR)
+            else:
+                adaptation = _RANDOM_ACCESS_ONLY if keyframe else b""
+            packets = self._video_writer.packetize_parts(
+                b"".join(pieces), data, last_start, last_end, adaptation
             )
             return head + packets if head else packets
         adts = self._adts
         if adts is None:
             raise LocalProtocolError("audio frame muxed before an audio configuration was set")
         data = frame.data
+        if self._audio_frames_per_pes == 1:
+            # Every frame its own PES: nothing is ever pending, so no grouping state is kept.
+            unit_header = adts.header(len(data))
+            head = self.psi() if psi else b""
+            payload = b"".join(
+                (
+                    pes_header(
+                        AUDIO_STREAM_ID,
+                        (pts + TIMESTAMP_OFFSET) & _TIMESTAMP_MASK,
+                        (dts + TIMESTAMP_OFFSET) & _TIMESTAMP_MASK,
+                        len(data) + len(unit_header),
+                    ),
+                    unit_header,
+                    data,
+                )
+            )
+            if self._video is None:
+                packets = self._write_pes(self._audio_writer, payload, dts, False, carries_pcr=True)
+            else:
+                packets = self._audio_writer.packetize(payload)
+            return head + packets if psi else packets
         unit = adts.header(len(data)) + data
         pending = self._pending_audio
         head = b""
@@ -419,8 +512,8 @@ class TsMuxer:
         dts = self._pending_dts
         header = pes_header(
             AUDIO_STREAM_ID,
-            (pts + TIMESTAMP_OFFSET) % TIMESTAMP_MODULUS,
-            (dts + TIMESTAMP_OFFSET) % TIMESTAMP_MODULUS,
+            (pts + TIMESTAMP_OFFSET) & _TIMESTAMP_MASK,
+            (dts + TIMESTAMP_OFFSET) & _TIMESTAMP_MASK,
             len(payload),
         )
         return self._write_pes(
@@ -434,17 +527,21 @@ class TsMuxer:
             # Every AAC frame is a random access point; in an audio-only program it is flagged when the
             # adaptation field is written anyway for the PCR, saving two bytes on the other frames.
             flags = _AF_PCR | _AF_RANDOM_ACCESS if random_access or writer is self._audio_writer else _AF_PCR
-            if self._last_pcr_dts is not None and dts < self._last_pcr_dts:
-                flags |= _AF_DISCONTINUITY
-            self._pcr_due = False
-            self._last_pcr_dts = dts
-            base = (dts + TIMESTAMP_OFFSET - PCR_LEAD) % TIMESTAMP_MODULUS
-            adaptation = _pack_pcr_field(flags, base >> 1, ((base & 1) << 15) | 0x7E00)
+            adaptation = self._pcr_field(dts, flags)
         elif random_access:
             adaptation = _RANDOM_ACCESS_ONLY
         else:
             adaptation = b""
         return writer.packetize(payload, adaptation)
+
+    def _pcr_field(self, dts: int, flags: int) -> bytes:
+        """The adaptation field content carrying a PCR for the PES at ``dts``; records that it was sent."""
+        if self._last_pcr_dts is not None and dts < self._last_pcr_dts:
+            flags |= _AF_DISCONTINUITY
+        self._pcr_due = False
+        self._last_pcr_dts = dts
+        base = (dts + TIMESTAMP_OFFSET - PCR_LEAD) & _TIMESTAMP_MASK
+        return _pack_pcr_field(flags, base >> 1, ((base & 1) << 15) | 0x7E00)
 
     def _pcr_is_due(self, dts: int, keyframe: bool) -> bool:
         """Whether the PES of the PCR track at ``dts`` must carry a PCR."""
