@@ -170,8 +170,39 @@ def test_only_parts_yet() -> None:
         LlHlsPlaylist([], OpenSegment(0, START, (), "p0.0.m4s", "init.mp4"), 2, Fraction(1, 3)),
         LlHlsPlaylist([segment(0)], None, 2, Fraction(1, 4)),  # parts of 1/3 s > 1/4 s
         LlHlsPlaylist([segment(0)], None, 1, Fraction(1, 2)),  # 2 s segment > target 1
+        LlHlsPlaylist(  # an open part longer than the part target
+            [segment(0)],
+            OpenSegment(
+                1, START, (PartEntry(1, 0, "p1.0.m4s", Fraction(1, 2), True),), "p1.1.m4s", "init.mp4"
+            ),
+            2,
+            Fraction(1, 3),
+        ),
     ],
 )
 def test_states_that_break_the_rules_are_refused(state: LlHlsPlaylist) -> None:
     with pytest.raises(LocalProtocolError):
         render_llhls_playlist(state)
+
+
+def test_same_names_with_other_timing_render_their_own_lines() -> None:
+    # The renderer caches lines by entry: streams share names (seg-000001.m4s, part-000001-0.m4s, ...).
+    first = playlist(3)
+    assert render_llhls_playlist(first) == render_llhls_playlist(
+        LlHlsPlaylist(tuple(first.segments), first.open_segment, 2, first.part_target)
+    )
+    shorter = [
+        SegmentEntry(
+            s.msn,
+            s.uri,
+            Fraction(3, 2),
+            s.program_date_time,
+            tuple(PartEntry(p.msn, p.index, p.uri, Fraction(1, 4), p.independent) for p in s.parts),
+            s.init_uri,
+        )
+        for s in first.segments
+    ]
+    text = render_llhls_playlist(LlHlsPlaylist(shorter, first.open_segment, 2, first.part_target))
+    parsed = m3u8.loads(text)
+    assert [s.duration for s in parsed.segments][:3] == [1.5, 1.5, 1.5]
+    assert "#EXT-X-PART:DURATION=0.25," in text and "DURATION=0.33333" in text  # the open segment's parts

@@ -18,6 +18,7 @@ the state) and nothing is stored.  What is written:
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 from collections.abc import Sequence
@@ -48,6 +49,12 @@ class PartEntry:
     duration: Fraction
     independent: bool
 
+    def __hash__(self) -> int:
+        # Entries key the renderer's caches: Fraction.__hash__ costs more than the rest of a lookup, and the
+        # URI alone would make every stream's part of the same name collide.
+        duration = self.duration
+        return hash((self.uri, duration.numerator, duration.denominator))
+
 
 @dataclass(frozen=True, slots=True)
 class SegmentEntry:
@@ -60,6 +67,10 @@ class SegmentEntry:
     parts: tuple[PartEntry, ...]
     init_uri: str
     discontinuity: bool = False
+
+    def __hash__(self) -> int:
+        # As PartEntry's: cheap, and the wall clock tells apart the same URI of different streams.
+        return hash((self.uri, self.program_date_time))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +142,57 @@ def _date_time_line(moment: datetime) -> str:
     return f"#EXT-X-PROGRAM-DATE-TIME:{format_date_time(moment)}"
 
 
+@functools.lru_cache(maxsize=4096)
+def _segment_lines(segment: SegmentEntry) -> tuple[str, str]:
+    return f"#EXTINF:{format_duration(segment.duration)},", segment.uri
+
+
+@functools.lru_cache(maxsize=256)
+def _control_lines(target: int, part_target: Fraction) -> tuple[str, ...]:
+    skip_until = SKIP_UNTIL_TARGETS * target
+    return (
+        f"#EXT-X-TARGETDURATION:{target}",
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,"
+        f"CAN-SKIP-UNTIL={format_decimal(Fraction(skip_until))},"
+        f"PART-HOLD-BACK={format_decimal(PART_HOLD_BACK_PARTS * part_target)}",
+        f"#EXT-X-PART-INF:PART-TARGET={format_decimal(part_target)}",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """What the complete segments of a playlist add up to (they change once per segment, not per part)."""
+
+    ends: list[Fraction]  # each segment's end, from the start of the first
+    total: Fraction
+    longest_part: Fraction | None
+    longest_segment: int  # seconds, rounded as EXT-X-TARGETDURATION compares them
+
+
+@functools.lru_cache(maxsize=512)
+def _window(segments: tuple[SegmentEntry, ...]) -> _Window:
+    ends: list[Fraction] = []
+    elapsed = Fraction(0)
+    longest_part: Fraction | None = None
+    longest_segment = 0
+    for segment in segments:
+        elapsed += segment.duration
+        ends.append(elapsed)
+        longest_segment = max(longest_segment, (round(segment.duration * 1000) + 500) // 1000)
+        for part in segment.parts:
+            if longest_part is None or part.duration > longest_part:
+                longest_part = part.duration
+    return _Window(ends, elapsed, longest_part, longest_segment)
+
+
+def _sum(durations: Sequence[Fraction]) -> Fraction:
+    """The exact sum, on a common denominator (one Fraction instead of one per addition)."""
+    if not durations:
+        return Fraction(0)
+    common = math.lcm(*(duration.denominator for duration in durations))
+    return Fraction(sum(d.numerator * (common // d.denominator) for d in durations), common)
+
+
 def render_llhls_playlist(playlist: LlHlsPlaylist, *, skip: bool = False) -> str:
     """The media playlist text; with ``skip`` a delta update (``_HLS_skip=YES``) when anything can be skipped.
 
@@ -138,6 +200,8 @@ def render_llhls_playlist(playlist: LlHlsPlaylist, *, skip: bool = False) -> str
     longer than the part target, or a segment longer than the target duration.
     """
     segments = playlist.segments
+    if not isinstance(segments, tuple):
+        segments = tuple(segments)
     open_segment = playlist.open_segment
     if not segments and (open_segment is None or not open_segment.parts):
         raise LocalProtocolError("an LL-HLS playlist needs a segment or a part")
@@ -146,39 +210,27 @@ def render_llhls_playlist(playlist: LlHlsPlaylist, *, skip: bool = False) -> str
     part_target = playlist.part_target
     target = playlist.target_duration
     open_parts = open_segment.parts if open_segment is not None else ()
-    all_parts = [part for segment in segments for part in segment.parts] + list(open_parts)
-    if any(part.duration > part_target for part in all_parts):
+    window = _window(segments)
+    open_durations = [part.duration for part in open_parts]
+    limit_numerator, limit_denominator = part_target.numerator, part_target.denominator
+    if (window.longest_part is not None and window.longest_part > part_target) or any(
+        d.numerator * limit_denominator > limit_numerator * d.denominator for d in open_durations
+    ):
         raise LocalProtocolError("a part is longer than the part target duration")
-    if any((round(segment.duration * 1000) + 500) // 1000 > target for segment in segments):
+    if segments and window.longest_segment > target:
         raise LocalProtocolError("a segment is longer than the target duration")
 
     # Segment end times relative to the end of the playlist decide which parts are listed and which
-    # segments a delta update may skip.
-    total = sum((segment.duration for segment in segments), Fraction(0))
-    total += sum((part.duration for part in open_parts), Fraction(0))
-    ends: list[Fraction] = []
-    elapsed = Fraction(0)
-    for segment in segments:
-        elapsed += segment.duration
-        ends.append(elapsed)
-    skipped = 0
-    if skip:
-        boundary = total - playlist.skip_until
-        while skipped < len(segments) and ends[skipped] <= boundary:
-            skipped += 1
-    parts_from = total - PART_LINES_TARGETS * target
+    # segments a delta update may skip; the ends increase, so both are a bisection.
+    ends = window.ends
+    total = window.total + _sum(open_durations) if open_durations else window.total
+    skipped = bisect.bisect_right(ends, total - playlist.skip_until) if skip else 0
+    parts_listed_from = bisect.bisect_right(ends, total - PART_LINES_TARGETS * target)
 
     first_msn, first_init = head.msn, head.init_uri
-    lines = [
-        "#EXTM3U",
-        f"#EXT-X-VERSION:{LLHLS_VERSION}",
-        f"#EXT-X-TARGETDURATION:{target}",
-        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,"
-        f"CAN-SKIP-UNTIL={format_decimal(Fraction(playlist.skip_until))},"
-        f"PART-HOLD-BACK={format_decimal(playlist.part_hold_back)}",
-        f"#EXT-X-PART-INF:PART-TARGET={format_decimal(part_target)}",
-        f"#EXT-X-MEDIA-SEQUENCE:{first_msn}",
-    ]
+    lines = ["#EXTM3U", f"#EXT-X-VERSION:{LLHLS_VERSION}"]
+    lines.extend(_control_lines(target, part_target))
+    lines.append(f"#EXT-X-MEDIA-SEQUENCE:{first_msn}")
     if playlist.discontinuity_sequence:
         lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{playlist.discontinuity_sequence}")
     lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
@@ -198,19 +250,18 @@ def render_llhls_playlist(playlist: LlHlsPlaylist, *, skip: bool = False) -> str
             lines.append(f'#EXT-X-MAP:URI="{segment.init_uri}"')
             current_init = segment.init_uri
         lines.append(_date_time_line(segment.program_date_time))
-        if ends[position] > parts_from:
+        if position >= parts_listed_from:
             lines.extend(_part_line(part) for part in segment.parts)
-        lines.append(f"#EXTINF:{format_duration(segment.duration)},")
-        lines.append(segment.uri)
+        lines.extend(_segment_lines(segment))
     if open_segment is not None:
         # The open segment's tags wait for its first part: a tag must be followed by what it applies to.
-        if open_segment.parts:
+        if open_parts:
             if open_segment.discontinuity and segments:
                 lines.append("#EXT-X-DISCONTINUITY")
             if open_segment.init_uri != current_init:
                 lines.append(f'#EXT-X-MAP:URI="{open_segment.init_uri}"')
-            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{format_date_time(open_segment.program_date_time)}")
-            lines.extend(_part_line(part) for part in open_segment.parts)
+            lines.append(_date_time_line(open_segment.program_date_time))
+            lines.extend(_part_line(part) for part in open_parts)
         if not playlist.ended:
             lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{open_segment.next_part_uri}"')
     if playlist.ended:

@@ -198,6 +198,9 @@ class LlHlsPackager:
         self._expire_grace = expire_grace
         self._configs: dict[TrackKind, VideoConfig | AudioConfig] = {}
         self._tracks: dict[TrackKind, _Track] = {}
+        # The same tracks for the per-frame lookup (an Enum's hash is computed in Python).
+        self._video_track: _Track | None = None
+        self._audio_track: _Track | None = None
         self._cut: TrackKind | None = None
         self._init_version = -1
         self._init_stale = True
@@ -314,6 +317,8 @@ class LlHlsPackager:
             segment_ticks=math.ceil(self._target * scale),
             part_ticks=math.floor(self._part_target * scale),
         )
+        self._video_track = self._tracks.get(_VIDEO)
+        self._audio_track = self._tracks.get(_AUDIO)
         self._cut = _VIDEO if _VIDEO in self._configs else _AUDIO
         self._init_stale = True
         return events
@@ -328,7 +333,7 @@ class LlHlsPackager:
         if self._ended:
             raise LocalProtocolError("frame after end()")
         kind = frame.track
-        track = self._tracks.get(kind)
+        track = self._video_track if kind is _VIDEO else self._audio_track
         if track is None:
             return []
         sync = frame.keyframe or kind is _AUDIO
@@ -391,6 +396,7 @@ class LlHlsPackager:
         self._ended = False
         self._configs.clear()
         self._tracks.clear()
+        self._video_track = self._audio_track = None
         self._cut = None
         self._init_stale = True
         self._pending_discontinuity = self._next_msn > 0
