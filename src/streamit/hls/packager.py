@@ -17,12 +17,11 @@ from fractions import Fraction
 from streamit.errors import ConfigError, LocalProtocolError, NotFound
 from streamit.hls.events import PackagerEvent, PlaylistUpdated, SegmentAppended, SegmentExpired, SegmentReady
 from streamit.hls.playlist import render_media_playlist, target_duration_for
-from streamit.hls.segmenter import CLOCK, Placement, Segment, Segmenter, segment_name
+from streamit.hls.segmenter import APPEND, CLOCK, Placement, Segment, Segmenter, segment_name
 from streamit.media.aac import SAMPLING_FREQUENCIES
 from streamit.media.frame import AudioConfig, Frame, TrackKind, VideoConfig
 from streamit.mpegts.muxer import AAC_FRAME_SAMPLES, TsMuxer
 
-_APPEND = Placement.APPEND
 _DROP = Placement.DROP
 _START = Placement.START
 
@@ -142,30 +141,30 @@ class HlsPackager:
         time_base = frame.time_base
         if time_base is not self._time_base:
             self._time_base = time_base
-            self._scale = (time_base.numerator * CLOCK, time_base.denominator)
+            # Reduced once per time base: 1/1000 → 1/90000 becomes one multiplication by 90.
+            ratio = time_base * CLOCK
+            self._scale = (ratio.numerator, ratio.denominator)
         numerator, denominator = self._scale
         dts = frame.dts * numerator // denominator
         kind = frame.track
         segmenter = self._segmenter
         decision = segmenter.decide(kind, dts, frame.keyframe)
-        placement = decision.placement
-        if placement is _APPEND:
+        if decision is APPEND:
             data = self._muxer.mux(frame)
             # Deferred events are taken only now: a malformed frame (raised above) must not lose them.
             events = self._take_deferred() if self._deferred else []
             segmenter.accept(kind, dts, decision)
-            if decision.closed_duration is not None:
-                events.extend(self._close(decision.closed_duration))
             if data:
                 self._open.append(data)
                 self._open_size += len(data)
                 if self._open_size >= self._flush_bytes:
                     events.append(self._take_open())
             return events
+        placement = decision.placement
         if decision.closed_duration is not None or placement is _START:
             # Grouped audio belongs to the segment that is open now, before any cut.
             self._flush_audio()
-        data = b"" if placement is _DROP else self._muxer.mux(frame, psi=True)
+        data = b"" if placement is _DROP else self._muxer.mux(frame, psi=placement is _START)
         events = self._take_deferred() if self._deferred else []
         if not data and placement is _START:
             return events  # an empty access unit cannot start a segment

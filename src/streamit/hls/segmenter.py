@@ -90,6 +90,8 @@ def _index(kind: TrackKind) -> int:
 
 _DROP = Decision(Placement.DROP, None, False)
 _APPEND = Decision(Placement.APPEND, None, False)
+APPEND = _APPEND
+"""The decision for a frame that joins the open segment, always this object: callers may test identity."""
 
 
 class Segmenter:
@@ -108,7 +110,7 @@ class Segmenter:
         self._last_dts: list[int | None] = [None, None]
         self._step = [0, 0]
         self._cut: TrackKind | None = None
-        self.state = SegmenterState.WAITING
+        self._open = False
         self._start = 0
         self._segment_track = TrackKind.VIDEO
         self._pending_discontinuity = False
@@ -127,6 +129,11 @@ class Segmenter:
         self._cut = None
 
     @property
+    def state(self) -> SegmenterState:
+        """Whether a segment is open."""
+        return SegmenterState.OPEN if self._open else SegmenterState.WAITING
+
+    @property
     def cut_track(self) -> TrackKind | None:
         """The track whose frames start segments: video when there is video, else audio."""
         return self._cut
@@ -140,31 +147,33 @@ class Segmenter:
     def decide(self, kind: TrackKind, dts: int, keyframe: bool) -> Decision:
         """Where the frame of track ``kind`` at ``dts`` (ticks) goes.  Changes nothing."""
         cut = self._cut
-        index = 0 if kind is _VIDEO else 1
-        if cut is None or not self._declared[index]:
+        if cut is None or not self._declared[0 if kind is _VIDEO else 1]:
             return _DROP
+        if not self._open:
+            placement = Placement.START if kind is cut and (keyframe or kind is _AUDIO) else Placement.DROP
+            return Decision(placement, None, self._pending_discontinuity)
         segment_track = self._segment_track
-        is_open = self.state is SegmenterState.OPEN
-        can_start = kind is cut and (keyframe or kind is _AUDIO)
-        if is_open and kind is cut and kind is segment_track:
-            last = self._last_dts[index]
-            assert last is not None  # set by the frame that started the open segment
-            expected = last + (self._step[index] or self._nominal[index])
-            if abs(dts - expected) > JUMP_TOLERANCE:
-                return Decision(Placement.START if can_start else Placement.DROP, self._open_duration(), True)
-        if is_open:
+        if kind is cut:
+            can_start = keyframe or kind is _AUDIO
+            if kind is segment_track:
+                index = 0 if kind is _VIDEO else 1
+                last = self._last_dts[index]
+                assert last is not None  # set by the frame that started the open segment
+                expected = last + (self._step[index] or self._nominal[index])
+                if abs(dts - expected) > JUMP_TOLERANCE:
+                    placement = Placement.START if can_start else Placement.DROP
+                    return Decision(placement, self._open_duration(), True)
             if can_start and (dts - self._start >= self._target or segment_track is not cut):
                 return Decision(Placement.START, Fraction(max(dts - self._start, 0), CLOCK), False)
-            if kind is _VIDEO and segment_track is not _VIDEO:
-                return _DROP  # video appeared mid audio-only segment: wait for its keyframe
-            return _APPEND
-        return Decision(Placement.START if can_start else Placement.DROP, None, self._pending_discontinuity)
+        if kind is _VIDEO and segment_track is not _VIDEO:
+            return _DROP  # video appeared mid audio-only segment: wait for its keyframe
+        return _APPEND
 
     def accept(self, kind: TrackKind, dts: int, decision: Decision) -> None:
         """Record that the frame was handled as ``decision`` said."""
         if decision is not _APPEND:
             if decision.closed_duration is not None:
-                self.state = SegmenterState.WAITING
+                self._open = False
                 self._pending_discontinuity = decision.discontinuity
             placement = decision.placement
             if placement is Placement.DROP:
@@ -173,7 +182,7 @@ class Segmenter:
                 if decision.discontinuity:
                     self._last_dts = [None, None]
                     self._step = [0, 0]
-                self.state = SegmenterState.OPEN
+                self._open = True
                 self._start = dts
                 self._segment_track = kind
                 self._pending_discontinuity = False
@@ -186,9 +195,9 @@ class Segmenter:
 
     def finish(self) -> Fraction | None:
         """Close the open segment (end of stream); its duration, or ``None`` if none was open."""
-        if self.state is not SegmenterState.OPEN:
+        if not self._open:
             return None
-        self.state = SegmenterState.WAITING
+        self._open = False
         return self._open_duration()
 
     def mark_discontinuity(self) -> None:
