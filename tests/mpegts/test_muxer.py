@@ -411,3 +411,23 @@ def test_packetizing_from_parts_equals_packetizing_the_joined_payload(
     expected = joined.packetize(head[:head_size] + body[start:end], adaptation)
     assert parts.packetize_parts(head[:head_size], body, start, end, adaptation) == expected
     assert parts.cc == joined.cc
+
+
+@pytest.mark.parametrize("size", [0, 1, 162, 163, 164, 347, 348, 1000, 8184])
+@pytest.mark.parametrize("offset", [0, 20])
+def test_audio_pes_is_its_pes_header_adts_header_and_frame(size: int, offset: int) -> None:
+    muxer = TsMuxer(MEDIA.video, MEDIA.audio)
+    data = bytes((i * 5) & 0xFF for i in range(size))
+    out = muxer.mux(Frame(TrackKind.AUDIO, 1000 + offset, 1000, MILLISECONDS, True, data))
+    header = pes_header(0xC0, ts90(1000 + offset), ts90(1000), size + 7) + AdtsWriter(MEDIA.audio).header(
+        size
+    )
+    assert out == _PidWriter(AUDIO_PID).packetize(header + data)
+
+
+def test_an_aac_frame_too_large_for_adts_is_refused_without_a_trace() -> None:
+    muxer = TsMuxer(MEDIA.video, MEDIA.audio)
+    with pytest.raises(RemoteProtocolError):
+        muxer.mux(Frame(TrackKind.AUDIO, 0, 0, MILLISECONDS, True, bytes(8185)))
+    first = parse_packets(muxer.mux(MEDIA.audio_frames[0]))[0]
+    assert first.cc == 0

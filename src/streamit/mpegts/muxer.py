@@ -26,7 +26,7 @@ from collections.abc import Callable
 from fractions import Fraction
 
 from streamit.errors import LocalProtocolError, RemoteProtocolError, UnsupportedCodec
-from streamit.media.aac import SAMPLING_FREQUENCIES, AdtsWriter
+from streamit.media.aac import ADTS_HEADER_SIZE, SAMPLING_FREQUENCIES, AdtsWriter
 from streamit.media.frame import MPEG_TS_CLOCK, AudioConfig, Frame, TrackKind, VideoConfig
 from streamit.mpegts.annexb import ACCESS_UNIT_DELIMITER, access_unit_split, parameter_sets_annexb
 from streamit.mpegts.psi import NULL_PID, pat_section, pmt_section
@@ -94,6 +94,11 @@ _pack_pes_pts_dts = struct.Struct(">3sBHBBBBHHBHH").pack
 # The same, for video: PES_packet_length 0 and the access unit delimiter that starts every access unit.
 _pack_video_pts = struct.Struct(">3sBHBBBBHH6s").pack
 _pack_video_pts_dts = struct.Struct(">3sBHBBBBHHBHH6s").pack
+# An audio PES header with PTS only, then the 7-byte ADTS header of its one AAC frame (as B, H, I).
+_pack_audio_pts_adts = struct.Struct(">3sBHBBBBHHBHI").pack
+
+_ADTS_LENGTH_FIELD = 0x1FFF << 13  # aac_frame_length in the 56-bit ADTS header
+_ADTS_MAX_PAYLOAD = 0x1FFF - ADTS_HEADER_SIZE
 
 
 def pes_header(stream_id: int, pts: int, dts: int, payload_size: int | None) -> bytes:
@@ -306,6 +311,7 @@ class TsMuxer:
         self._audio: AudioConfig | None = None
         self._parameter_sets = b""
         self._adts: AdtsWriter | None = None
+        self._adts_fixed = 0
         self._pat = _PidWriter(PAT_PID)
         self._pmt = _PidWriter(PMT_PID)
         self._video_writer = _PidWriter(VIDEO_PID)
@@ -355,6 +361,8 @@ class TsMuxer:
             if config.codec != "aac":
                 raise UnsupportedCodec(f"audio codec {config.codec!r} cannot be muxed into MPEG-TS")
             self._adts = AdtsWriter(config)
+            # The header's fixed fields, so that per frame only aac_frame_length is ORed in.
+            self._adts_fixed = int.from_bytes(self._adts.header(0), "big") & ~_ADTS_LENGTH_FIELD
             self._audio = config
             # The core rate: an HE-AAC frame doubles both its samples and its output rate.
             self._audio_frame_ticks = (
@@ -461,24 +469,40 @@ class TsMuxer:
         data = frame.data
         if self._audio_frames_per_pes == 1:
             # Every frame its own PES: nothing is ever pending, so no grouping state is kept.
-            unit_header = adts.header(len(data))
-            head = self.psi() if psi else b""
-            payload = b"".join(
-                (
+            size = len(data)
+            if pts == dts and size <= _ADTS_MAX_PAYLOAD:
+                stamp = (pts + TIMESTAMP_OFFSET) & _TIMESTAMP_MASK
+                adts_header = self._adts_fixed | ((size + ADTS_HEADER_SIZE) << 13)
+                header = _pack_audio_pts_adts(
+                    b"\x00\x00\x01",
+                    AUDIO_STREAM_ID,
+                    size + ADTS_HEADER_SIZE + 8,
+                    0x84,
+                    0x80,
+                    5,
+                    0x21 | ((stamp >> 29) & 0x0E),
+                    ((stamp >> 14) & 0xFFFE) | 1,
+                    ((stamp << 1) & 0xFFFE) | 1,
+                    adts_header >> 48,
+                    (adts_header >> 32) & 0xFFFF,
+                    adts_header & 0xFFFFFFFF,
+                )
+            else:
+                unit_header = adts.header(size)
+                header = (
                     pes_header(
                         AUDIO_STREAM_ID,
                         (pts + TIMESTAMP_OFFSET) & _TIMESTAMP_MASK,
                         (dts + TIMESTAMP_OFFSET) & _TIMESTAMP_MASK,
-                        len(data) + len(unit_header),
-                    ),
-                    unit_header,
-                    data,
+                        size + len(unit_header),
+                    )
+                    + unit_header
                 )
-            )
+            head = self.psi() if psi else b""
             if self._video is None:
-                packets = self._write_pes(self._audio_writer, payload, dts, False, carries_pcr=True)
+                packets = self._write_pes(self._audio_writer, header + data, dts, False, carries_pcr=True)
             else:
-                packets = self._audio_writer.packetize(payload)
+                packets = self._audio_writer.packetize_parts(header, data, 0, size)
             return head + packets if psi else packets
         unit = adts.header(len(data)) + data
         pending = self._pending_audio
