@@ -4,6 +4,7 @@ rendered."""
 from __future__ import annotations
 
 import errno
+from collections.abc import Sequence
 from datetime import timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -72,10 +73,10 @@ def test_parts_of_complete_segments_are_ranges_of_the_segment_on_disk(tmp_path: 
 def test_parts_of_a_segment_the_disk_refused_are_served_from_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def full(path: Path, data: bytes) -> None:
+    def full(path: Path, chunks: Sequence[bytes]) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(origin_parts, "write_atomically", full)
+    monkeypatch.setattr(origin_parts, "write_chunks_atomically", full)
     live = new_live(tmp_path)
     produced = feed(live, 8)
     assert not list(tmp_path.glob("seg-*.m4s"))
@@ -132,3 +133,17 @@ def test_the_playlist_is_rendered_on_request_once_per_change(monkeypatch: pytest
     assert "#EXT-X-SKIP" in delta
     live.apply([PlaylistUpdated(live.packager.playlist_state())])
     assert live.playlist() == text and rendered[-1] is False and len(rendered) == 5
+
+
+def test_a_failed_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "seg-000000.m4s"
+    origin_parts.write_chunks_atomically(target, [b"ab", b"", b"cd"])
+    assert target.read_bytes() == b"abcd"
+
+    def refuse(source: Path, destination: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(origin_parts.os, "replace", refuse)
+    with pytest.raises(OSError):
+        origin_parts.write_chunks_atomically(target, [b"new"])
+    assert target.read_bytes() == b"abcd" and sorted(p.name for p in tmp_path.iterdir()) == [target.name]

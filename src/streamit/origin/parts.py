@@ -22,7 +22,7 @@ import logging
 import os
 import re
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
@@ -39,7 +39,7 @@ from streamit.hls.parts import (
     SegmentReady,
 )
 from streamit.media.frame import AudioConfig, Frame, VideoConfig
-from streamit.origin.store import SLUG_PATTERN, read_file, write_atomically
+from streamit.origin.store import SLUG_PATTERN, read_file
 
 log = logging.getLogger(__name__)
 
@@ -180,12 +180,12 @@ class LiveLlHls:
             return
         self._release = loop.call_later(ENDED_RETENTION, self.release)
 
-    def _write(self, name: str, data: bytes) -> bool:
+    def _write(self, name: str, chunks: Sequence[bytes]) -> bool:
         """Put a whole segment on disk; False (it stays in memory) without a directory or when it fails."""
         if self.directory is None:
             return False
         try:
-            write_atomically(self.directory / name, data)
+            write_chunks_atomically(self.directory / name, chunks)
         except OSError as exc:
             if not self._disk_error_logged:
                 log.error("LL-HLS: cannot write to %s (%s); keeping segments in memory", self.directory, exc)
@@ -245,9 +245,9 @@ class LiveLlHls:
     def _store_segment(self, event: SegmentReady) -> None:
         """Keep a complete segment (on disk, else in memory); its parts become ranges of it."""
         segment = event.segment
-        data = segment.data
-        if not self._write(segment.name, data):
-            self._objects[segment.name] = data
+        chunks = [part.data for part in segment.parts]
+        if not self._write(segment.name, chunks):
+            self._objects[segment.name] = b"".join(chunks)
         objects = self._objects
         ranges = self._ranges
         offset = 0
@@ -368,6 +368,23 @@ class LiveLlHls:
         finally:
             self.waiting -= 1
         return WaitOutcome.READY
+
+
+def write_chunks_atomically(path: Path, chunks: Sequence[bytes]) -> None:
+    """Write the concatenation of ``chunks`` to ``path`` through a temporary file and a rename.
+
+    :func:`~streamit.origin.store.write_atomically` for data in pieces: a segment's parts are written as
+    they are instead of being joined into one more copy of the segment first.  On failure the temporary
+    file is removed and the error raised; ``path`` is untouched.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.writelines(chunks)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_range(path: Path, offset: int, size: int) -> bytes:
