@@ -130,14 +130,14 @@ class ChunkReader:
             return self._read(view, out)
 
     def _read(self, data: bytes | memoryview, messages: list[RawMessage]) -> int:
+        # Pieces kept past this call are copied out of a caller's buffer; slices of bytes are such copies.
         end = len(data)
         if not end:
             return 0
         pos = 0
         unpack_u32 = _U32.unpack_from
-        unpack_u32_u32 = _U32_U32.unpack_from
+        streams = self._streams
         chunk_size = self._chunk_size
-        # Pieces kept past this call are copied out of a caller's buffer; slices of bytes are such copies.
         stream = self._open
         if stream is not None:
             # The previous buffer ended inside this chunk stream's chunk data: ours starts with the rest.
@@ -155,63 +155,36 @@ class ChunkReader:
             if received < stream.length:
                 stream.received = received
             else:
-                whole = b"".join(stream.parts)
+                payload = b"".join(stream.parts)
                 stream.parts = []
                 stream.received = 0
                 type_id = stream.type_id
                 if type_id > ABORT_MESSAGE or not type_id:
-                    messages.append((stream.csid, type_id, stream.stream_id, stream.timestamp, whole))
+                    messages.append((stream.csid, type_id, stream.stream_id, stream.timestamp, payload))
                 else:
-                    self._apply_control(type_id, whole)
+                    self._apply_control(type_id, payload)
                     chunk_size = self._chunk_size
         while pos < end:
             first = data[pos]
-            fmt = first >> 6
             csid = first & 0x3F
             p = pos + 1
-            # RTMP 1.0 §5.3.1.1: ids 0 and 1 announce the 2- and 3-byte basic header forms.
-            if csid == 0:
-                if p >= end:
-                    break
-                csid = 64 + data[p]
-                p += 1
-            elif csid == 1:
-                if p + 1 >= end:
-                    break
-                csid = 64 + data[p] + (data[p + 1] << 8)
-                p += 2
-            stream = self._streams.get(csid)
-            if fmt == 0:
-                if p + 11 > end:
-                    break
-                # Read 4 bytes starting one byte early and mask, to take a 24-bit field with one unpack.
-                field = unpack_u32(data, p - 1)[0] & 0xFFFFFF
-                length = unpack_u32(data, p + 2)[0] & 0xFFFFFF
-                type_id = data[p + 6]
-                stream_id = _U32_LE.unpack_from(data, p + 7)[0]
-                p += 11
-            elif fmt == 1:
-                if p + 7 > end:
-                    break
-                # One unpack of the basic header byte and the 7 header bytes: timestamp delta, length, type.
-                field, length = unpack_u32_u32(data, p - 1)
-                field &= 0xFFFFFF
-                type_id = length & 0xFF
-                length >>= 8
-                p += 7
-            elif fmt == 2:
-                if p + 3 > end:
-                    break
-                field = unpack_u32(data, p - 1)[0] & 0xFFFFFF
-                p += 3
-            if stream is None:
-                if fmt != 0:
-                    raise RemoteProtocolError(
-                        f"chunk stream {csid}: fmt {fmt} chunk without a previous header"
-                    )
-                stream = self._streams[csid] = _InboundChunkStream(csid)
-            received = stream.received
-            if fmt == 3:
+            if csid < 2:
+                # RTMP 1.0 §5.3.1.1: ids 0 and 1 announce the 2- and 3-byte basic header forms.
+                if csid:
+                    if p + 1 >= end:
+                        break
+                    csid = 64 + data[p] + (data[p + 1] << 8)
+                    p += 2
+                else:
+                    if p >= end:
+                        break
+                    csid = 64 + data[p]
+                    p += 1
+            stream = streams.get(csid)
+            if first >= 0xC0:
+                # Type 3: no message header; continues a message or starts one like the previous one.
+                if stream is None:
+                    raise RemoteProtocolError(f"chunk stream {csid}: fmt 3 chunk without a previous header")
                 extended = stream.extended
                 if extended:
                     # Senders of the Flash lineage (ffmpeg, librtmp) repeat the extended timestamp on every
@@ -222,14 +195,45 @@ class ChunkReader:
                     p += 4
                 else:
                     field = stream.delta
-                length = stream.length
+                received = stream.received
                 if not received:
                     # RTMP 1.0 §5.3.1.2.4: a type-3 chunk starting a new message reuses the previous delta
                     # (after a type-0 header, that "delta" is the type-0 timestamp itself).
                     stream.timestamp = (stream.timestamp + field) & TIMESTAMP_MASK
                     stream.delta = field
+                length = stream.length
             else:
-                if received:
+                fmt = first >> 6
+                if fmt == 1:
+                    if p + 7 > end:
+                        break
+                    # One unpack of the basic header byte and the 7 header bytes: delta, length, type.
+                    field, length = _U32_U32.unpack_from(data, p - 1)
+                    field &= 0xFFFFFF
+                    type_id = length & 0xFF
+                    length >>= 8
+                    p += 7
+                elif fmt == 2:
+                    if p + 3 > end:
+                        break
+                    field = unpack_u32(data, p - 1)[0] & 0xFFFFFF
+                    p += 3
+                else:
+                    if p + 11 > end:
+                        break
+                    # Read 4 bytes starting one byte early and mask, to take a 24-bit field with one unpack.
+                    field = unpack_u32(data, p - 1)[0] & 0xFFFFFF
+                    length = unpack_u32(data, p + 2)[0] & 0xFFFFFF
+                    type_id = data[p + 6]
+                    stream_id = _U32_LE.unpack_from(data, p + 7)[0]
+                    p += 11
+                if stream is None:
+                    if fmt:
+                        raise RemoteProtocolError(
+                            f"chunk stream {csid}: fmt {fmt} chunk without a previous header"
+                        )
+                    stream = streams[csid] = _InboundChunkStream(csid)
+                elif stream.received:
                     raise RemoteProtocolError(f"chunk stream {csid}: new message header inside a message")
                 extended = field == EXTENDED_TIMESTAMP
                 if extended:
@@ -237,22 +241,23 @@ class ChunkReader:
                         break
                     field = unpack_u32(data, p)[0]
                     p += 4
-                if fmt == 0:
-                    stream.timestamp = field
-                    stream.stream_id = stream_id
+                if fmt == 2:
+                    length = stream.length
                 else:
-                    stream.timestamp = (stream.timestamp + field) & TIMESTAMP_MASK
-                    if fmt == 2:
-                        length = stream.length
-                if fmt != 2:
                     if length > self.max_message_size:
                         raise MessageTooLarge(
                             f"message of {length} bytes exceeds the {self.max_message_size} cap"
                         )
                     stream.length = length
                     stream.type_id = type_id
+                if fmt:
+                    stream.timestamp = (stream.timestamp + field) & TIMESTAMP_MASK
+                else:
+                    stream.timestamp = field
+                    stream.stream_id = stream_id
                 stream.delta = field
                 stream.extended = extended
+                received = 0
             remaining = length - received
             stop = p + (remaining if remaining < chunk_size else chunk_size)
             if stop > end:
@@ -272,20 +277,36 @@ class ChunkReader:
                     stream.parts = []
                     stream.received = 0
             else:
-                # Fast path: the rest of the message is here, its continuation chunks back to back, each
-                # behind the 1-byte type-3 basic header of this chunk stream (plus the repeated extended
-                # timestamp).
+                # The continuation chunks normally follow back to back, each behind the 1-byte type-3
+                # basic header of this chunk stream (plus the repeated extended timestamp): their headers
+                # are checked with one strided slice, and the chunks taken as views of the buffer.
                 count = (remaining - 1) // chunk_size
                 step = chunk_size + (5 if extended else 1)
                 last = p + count * step
                 whole = last + remaining - count * chunk_size
                 if whole > end or csid > 63 or data[stop:last:step] != _CONTINUATION_HEADERS[csid] * count:
-                    pos = stop
-                    stream.parts.append(data[p:stop] if type(data) is bytes else bytes(data[p:stop]))
-                    stream.received = received + chunk_size
+                    # The message goes on in a later buffer (or another chunk stream's chunk comes between):
+                    # take the whole chunks that are here.
+                    full = (end - stop) // step
+                    if full >= count:
+                        full = count - 1
+                    if (
+                        full
+                        and csid < 64
+                        and data[stop : stop + full * step : step] == _CONTINUATION_HEADERS[csid] * full
+                    ):
+                        pos = stop + full * step
+                        view = memoryview(data)
+                        stream.parts.append(b"".join([view[s : s + chunk_size] for s in range(p, pos, step)]))
+                        view.release()
+                        stream.received = received + (full + 1) * chunk_size
+                    else:
+                        pos = stop
+                        stream.parts.append(data[p:stop] if type(data) is bytes else bytes(data[p:stop]))
+                        stream.received = received + chunk_size
                     continue
                 pos = whole
-                # Views, so that the join is the payload's only copy.
+                # Views, so that the join is the payload's only copy of these chunks.
                 view = memoryview(data)
                 pieces: list[bytes | memoryview] = [
                     view[start : start + chunk_size] for start in range(p, last, step)
