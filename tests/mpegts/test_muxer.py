@@ -390,15 +390,40 @@ def test_ffprobe_reads_grouped_audio(tmp_path: Path) -> None:
         assert int(packet["size"]) == len(frame.data) + 7  # with its ADTS header
 
 
+def reference_packets(pid: int, cc: int, payload: bytes, adaptation: bytes) -> bytes:
+    """ISO/IEC 13818-1 §2.4.3.2 packetisation one packet at a time, as plainly as possible."""
+    out = []
+    offset = 0
+    first = True
+    while first or offset < len(payload):
+        field = bytes((len(adaptation),)) + adaptation if first and adaptation else b""
+        room = 184 - len(field)
+        chunk = payload[offset : offset + room]
+        offset += len(chunk)
+        if len(chunk) < room:  # the last packet: stuffing inside the adaptation field
+            missing = room - len(chunk)
+            if field:
+                field = bytes((field[0] + missing,)) + field[1:] + b"\xff" * missing
+            elif missing == 1:
+                field = b"\x00"
+            else:
+                field = bytes((missing - 1, 0)) + b"\xff" * (missing - 2)
+        control = 0x30 if field else 0x10
+        out.append(bytes((0x47, (0x40 if first else 0) | pid >> 8, pid & 0xFF, control | cc)) + field + chunk)
+        cc = (cc + 1) & 0xF
+        first = False
+    return b"".join(out)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.integers(0, 400),
-    st.integers(0, 3000),
+    st.one_of(st.integers(0, 3000), st.integers(23_000, 48_000)),
     st.integers(0, 20),
     st.sampled_from([b"", b"\x40", bytes(7)]),
     st.integers(0, 15),
 )
-def test_packetizing_from_parts_equals_packetizing_the_joined_payload(
+def test_packetizing_whole_or_from_parts_matches_the_reference(
     head_size: int, body_size: int, margin: int, adaptation: bytes, cc: int
 ) -> None:
     head = bytes(range(256)) * 2
@@ -406,11 +431,13 @@ def test_packetizing_from_parts_equals_packetizing_the_joined_payload(
     start, end = margin, margin + body_size
     if not head_size and not body_size:
         return
+    payload = head[:head_size] + body[start:end]
+    expected = reference_packets(VIDEO_PID, cc, payload, adaptation)
     joined, parts = _PidWriter(VIDEO_PID), _PidWriter(VIDEO_PID)
     joined.cc = parts.cc = cc
-    expected = joined.packetize(head[:head_size] + body[start:end], adaptation)
+    assert joined.packetize(payload, adaptation) == expected
     assert parts.packetize_parts(head[:head_size], body, start, end, adaptation) == expected
-    assert parts.cc == joined.cc
+    assert parts.cc == joined.cc == (cc + len(expected) // 188) & 0xF
 
 
 @pytest.mark.parametrize("size", [0, 1, 162, 163, 164, 347, 348, 1000, 8184])
@@ -431,3 +458,10 @@ def test_an_aac_frame_too_large_for_adts_is_refused_without_a_trace() -> None:
         muxer.mux(Frame(TrackKind.AUDIO, 0, 0, MILLISECONDS, True, bytes(8185)))
     first = parse_packets(muxer.mux(MEDIA.audio_frames[0]))[0]
     assert first.cc == 0
+
+
+def test_a_pes_longer_than_the_counter_run_is_still_counted_right() -> None:
+    payload = bytes(range(256)) * 4000  # 1 MB: 5566 packets, more than the precomputed counter run
+    writer = _PidWriter(VIDEO_PID)
+    writer.cc = 9
+    assert writer.packetize(payload, bytes(7)) == reference_packets(VIDEO_PID, 9, payload, bytes(7))

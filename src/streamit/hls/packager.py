@@ -78,7 +78,7 @@ class HlsPackager:
         self._longest = Fraction(0)
         self._ended = False
         # The open segment's bytes not yet handed out, their total size, and the segment's name.
-        self._open: list[bytes] = []
+        self._open: list[bytes | bytearray] = []
         self._open_size = 0
         self._open_name = ""
         self._open_time: datetime | None = None
@@ -221,7 +221,7 @@ class HlsPackager:
             if self._open_time is not None:
                 self._append(data)
 
-    def _append(self, data: bytes) -> None:
+    def _append(self, data: bytes | bytearray) -> None:
         """Add bytes to the open segment (small ones: the next frame checks the flush size)."""
         self._open.append(data)
         self._open_size += len(data)

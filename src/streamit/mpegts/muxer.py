@@ -172,6 +172,12 @@ def _video_pes_header(pts: int, dts: int) -> bytes:
 _SPLIT_BLOCK = 128
 """Most continuation packets cut from a payload by one ``struct`` call; longer payloads take several."""
 
+_SEPARATOR_JOIN_MIN = 4
+"""Continuation packets from which joining with a separator and patching the counters is the cheaper way."""
+
+_COUNTER_RUN = bytes(0x10 | (i & 0xF) for i in range(16 + 4096))
+"""Byte 3 (payload only, continuity counter) of successive packets, sliced for runs of up to 4096."""
+
 _splitters: dict[int, Callable[[bytes, int], tuple[bytes, ...]]] = {}
 
 
@@ -186,7 +192,16 @@ def _splitter(count: int) -> Callable[[bytes, int], tuple[bytes, ...]]:
 class _PidWriter:
     """Packetises payloads of one PID, with precomputed 4-byte headers for each continuity counter."""
 
-    __slots__ = ("_adapted", "_adapted_start", "_plain", "_plain_cycle", "_plain_start", "cc", "pid")
+    __slots__ = (
+        "_adapted",
+        "_adapted_start",
+        "_plain",
+        "_plain_cycle",
+        "_plain_start",
+        "_separator",
+        "cc",
+        "pid",
+    )
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
@@ -198,13 +213,15 @@ class _PidWriter:
             return tuple(first + bytes((control | cc,)) for cc in range(16))
 
         self._plain = headers(False, False)
+        # Joins continuation packets; byte 3 (the counter) of each is overwritten afterwards.
+        self._separator = bytearray(self._plain[0])
         # The continuation headers of up to _SPLIT_BLOCK packets from any counter, as one tuple slice.
         self._plain_cycle = self._plain * ((15 + _SPLIT_BLOCK) // 16 + 1)
         self._plain_start = headers(True, False)
         self._adapted = headers(False, True)
         self._adapted_start = headers(True, True)
 
-    def packetize(self, payload: bytes, adaptation: bytes = b"") -> bytes:
+    def packetize(self, payload: bytes, adaptation: bytes = b"") -> bytes | bytearray:
         """TS packets carrying ``payload`` from its first byte (payload_unit_start_indicator set).
 
         ``adaptation`` is the content of the first packet's adaptation field after its length byte
@@ -219,41 +236,19 @@ class _PidWriter:
                 padding = room - size
                 length = bytes((len(adaptation) + padding,))
                 return b"".join((self._adapted_start[cc], length, adaptation, b"\xff" * padding, payload))
-            parts = [self._adapted_start[cc], bytes((len(adaptation),)), adaptation, payload[:room]]
-            offset = room
-        elif size > TS_PAYLOAD_SIZE:
-            parts = [self._plain_start[cc], payload[:TS_PAYLOAD_SIZE]]
-            offset = TS_PAYLOAD_SIZE
-        else:
-            self.cc = (cc + 1) & 0xF
-            if size == TS_PAYLOAD_SIZE:
-                return self._plain_start[cc] + payload
-            return b"".join((self._adapted_start[cc], _STUFFING[size], payload))
-        cc = (cc + 1) & 0xF
-        count = (size - offset) // TS_PAYLOAD_SIZE
-        cycle = self._plain_cycle
-        # Whole continuation packets: cut by struct and interleaved with their headers by slice assignment,
-        # so that no Python-level loop runs per packet.
-        while count:
-            n = count if count < _SPLIT_BLOCK else _SPLIT_BLOCK
-            block: list[bytes] = [b""] * (2 * n)
-            block[0::2] = cycle[cc : cc + n]
-            block[1::2] = _splitter(n)(payload, offset)
-            parts += block
-            offset += n * TS_PAYLOAD_SIZE
-            cc = (cc + n) & 0xF
-            count -= n
-        if offset < size:
-            parts.append(self._adapted[cc])
-            parts.append(_STUFFING[size - offset])
-            parts.append(payload[offset:])
-            cc = (cc + 1) & 0xF
-        self.cc = cc
-        return b"".join(parts)
+            first = [self._adapted_start[cc], _LENGTH_BYTES[len(adaptation)], adaptation, payload[:room]]
+            return self._continue(first, payload, room, size, cc)
+        if size > TS_PAYLOAD_SIZE:
+            first = [self._plain_start[cc], payload[:TS_PAYLOAD_SIZE]]
+            return self._continue(first, payload, TS_PAYLOAD_SIZE, size, cc)
+        self.cc = (cc + 1) & 0xF
+        if size == TS_PAYLOAD_SIZE:
+            return self._plain_start[cc] + payload
+        return b"".join((self._adapted_start[cc], _STUFFING[size], payload))
 
     def packetize_parts(
         self, head: bytes, body: bytes, start: int, end: int, adaptation: bytes = b""
-    ) -> bytes:
+    ) -> bytes | bytearray:
         """:meth:`packetize` of ``head + body[start:end]``, cutting the packets straight from ``body``."""
         room = TS_PAYLOAD_SIZE - 1 - len(adaptation) if adaptation else TS_PAYLOAD_SIZE
         take = room - len(head)
@@ -263,28 +258,67 @@ class _PidWriter:
         offset = start + take
         if adaptation:
             length = _LENGTH_BYTES[len(adaptation)]
-            parts = [self._adapted_start[cc], length, adaptation, head, body[start:offset]]
+            first = [self._adapted_start[cc], length, adaptation, head, body[start:offset]]
         else:
-            parts = [self._plain_start[cc], head, body[start:offset]]
-        cc = (cc + 1) & 0xF
+            first = [self._plain_start[cc], head, body[start:offset]]
+        if end - offset < TS_PAYLOAD_SIZE:  # one stuffed packet follows (an AAC frame, typically)
+            first += (self._adapted[(cc + 1) & 0xF], _STUFFING[end - offset], body[offset:end])
+            self.cc = (cc + 2) & 0xF
+            return b"".join(first)
+        return self._continue(first, body, offset, end, cc)
+
+    def _continue(self, first: list[bytes], body: bytes, offset: int, end: int, cc: int) -> bytes | bytearray:
+        """The packets of a PES whose first packet (counter ``cc``) is the pieces ``first``, continued
+        with ``body[offset:end]``: whole 184-byte continuation packets, then one stuffed to 188 bytes.
+
+        No Python-level loop runs per packet: ``struct`` cuts the payloads, and either they are
+        interleaved with their headers for one join (few packets), or they are joined with a header as
+        the separator and every continuity counter is then written by one extended-slice assignment.
+        """
         count = (end - offset) // TS_PAYLOAD_SIZE
-        cycle = self._plain_cycle
+        if count < _SEPARATOR_JOIN_MIN:
+            cc = (cc + 1) & 0xF
+            cycle = self._plain_cycle
+            parts: list[bytes] = first
+            if count:
+                block: list[bytes] = [b""] * (2 * count)
+                block[0::2] = cycle[cc : cc + count]
+                block[1::2] = _splitter(count)(body, offset)
+                parts += block
+                offset += count * TS_PAYLOAD_SIZE
+                cc = (cc + count) & 0xF
+            if offset < end:
+                parts.append(self._adapted[cc])
+                parts.append(_STUFFING[end - offset])
+                parts.append(body[offset:end])
+                cc = (cc + 1) & 0xF
+            self.cc = cc
+            return b"".join(parts)
+        items = [b"".join(first)]
         while count:
             n = count if count < _SPLIT_BLOCK else _SPLIT_BLOCK
-            block: list[bytes] = [b""] * (2 * n)
-            block[0::2] = cycle[cc : cc + n]
-            block[1::2] = _splitter(n)(body, offset)
-            parts += block
+            items += _splitter(n)(body, offset)
             offset += n * TS_PAYLOAD_SIZE
-            cc = (cc + n) & 0xF
             count -= n
-        if offset < end:
-            parts.append(self._adapted[cc])
-            parts.append(_STUFFING[end - offset])
-            parts.append(body[offset:end])
-            cc = (cc + 1) & 0xF
-        self.cc = cc
-        return b"".join(parts)
+        stuffed = offset < end
+        if stuffed:
+            items.append(_STUFFING[end - offset] + body[offset:end])
+        out = self._separator.join(items)
+        following = len(items) - 1
+        out[TS_PACKET_SIZE + 3 :: TS_PACKET_SIZE] = _counters(cc + 1, following)
+        cc = (cc + following) & 0xF
+        if stuffed:
+            out[-TS_PACKET_SIZE + 3] = 0x30 | cc  # adaptation_field_control '11': the stuffing
+        self.cc = (cc + 1) & 0xF
+        return out
+
+
+def _counters(first: int, count: int) -> bytes:
+    """Byte 3 of ``count`` payload-only packets whose continuity counters start at ``first``."""
+    first &= 0xF
+    if first + count <= len(_COUNTER_RUN):
+        return _COUNTER_RUN[first : first + count]
+    return bytes(0x10 | ((first + i) & 0xF) for i in range(count))
 
 
 class TsMuxer:
@@ -410,10 +444,12 @@ class TsMuxer:
     def psi(self) -> bytes:
         """One PAT and one PMT packet, to start every segment; the next PCR-track PES carries a PCR."""
         self._pcr_due = True
-        return self._pat.packetize(self._pat_payload) + self._pmt.packetize(self._pmt_payload)
+        return b"".join((self._pat.packetize(self._pat_payload), self._pmt.packetize(self._pmt_payload)))
 
-    def mux(self, frame: Frame, *, psi: bool = False) -> bytes:
+    def mux(self, frame: Frame, *, psi: bool = False) -> bytes | bytearray:
         """The TS packets (a multiple of 188 bytes) carrying ``frame`` as one PES packet.
+
+        Large PES come back as a new :class:`bytearray` (cheaper to build), which the caller owns.
 
         With ``psi`` the packets are preceded by :meth:`psi`, as at the start of a segment.  Returns
         ``b""`` for a video frame without any NAL unit (and then writes no PSI either).  With audio
@@ -525,7 +561,7 @@ class TsMuxer:
             head += self.flush_audio()
         return head
 
-    def flush_audio(self) -> bytes:
+    def flush_audio(self) -> bytes | bytearray:
         """The TS packets of the audio frames grouped so far, as one PES; ``b""`` if there are none."""
         pending = self._pending_audio
         if not pending:
@@ -546,7 +582,7 @@ class TsMuxer:
 
     def _write_pes(
         self, writer: _PidWriter, payload: bytes, dts: int, random_access: bool, *, carries_pcr: bool
-    ) -> bytes:
+    ) -> bytes | bytearray:
         if carries_pcr and self._pcr_is_due(dts, random_access):
             # Every AAC frame is a random access point; in an audio-only program it is flagged when the
             # adaptation field is written anyway for the PCR, saving two bytes on the other frames.
