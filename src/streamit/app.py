@@ -31,6 +31,7 @@ from streamit.origin import SegmentStoreRegistry, create_origin_router
 from streamit.origin.routes import HlsResponder
 from streamit.servers.http import http_config
 from streamit.servers.ingest import IngestService
+from streamit.servers.memory import return_large_blocks
 from streamit.servers.rtmp import RtmpServer, tls_context
 from streamit.web import install_web
 
@@ -168,6 +169,7 @@ async def run_node(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    return_large_blocks(settings.malloc_mmap_threshold)
     # Configuration errors surface before anything starts.
     tls = None
     if settings.rtmps_port is not None:

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     rtmp_read_coalesce: float = Field(0.03, ge=0, le=0.5)
     """Seconds a publisher's socket rests after each read, so one read carries several RTMP messages (fewer
     event-loop wake-ups, less CPU per stream); 0 reads as soon as bytes arrive."""
+    malloc_mmap_threshold: int = Field(64 * 1024, ge=0, le=32 * 1024 * 1024)
+    """Bytes from which glibc's malloc gives a block its own mapping, returned to the system when freed
+    (ingest frees large buffers all the time; without it freed memory stays resident); 0 keeps glibc's
+    own adaptive threshold, as do ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_`` in the environment."""
     max_streams: int = Field(1000, ge=1)
     """Streams this node ingests at once; further publishes are refused with ``NetStream.Publish.Failed``."""
     publish_failure_limit: int = Field(10, ge=1)

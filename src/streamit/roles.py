@@ -33,6 +33,7 @@ from streamit.edge.proxy import create_edge_proxy, upstream_client
 from streamit.errors import ConfigError
 from streamit.hooks import WebhookDispatcher
 from streamit.servers.http import http_config
+from streamit.servers.memory import return_large_blocks
 from streamit.web import install_web
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ async def run_edge(
     ``settings.redis_url`` or ``cluster_secret`` is missing, :class:`SystemExit` if the port cannot be bound.
     """
     _configure_logging(settings)
+    return_large_blocks(settings.malloc_mmap_threshold)
     registry = _redis_registry(settings, cluster_secret, redis_prefix, f"streamit-edge-{settings.node_id}")
     try:
         async with upstream_client() as client, stop_on_signals(stop) as stopping:
