@@ -43,39 +43,47 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 
 class _GrowingFile:
-    """The temporary file of the segment being built, and how many of its bytes reached it."""
+    """The temporary file of the segment being built, and how many of its bytes reached it.
 
-    __slots__ = ("fd", "name", "path", "written")
+    Opened for each write rather than held open: a stream holds no file descriptor between writes.
+    """
 
-    def __init__(self, name: str, path: Path, fd: int) -> None:
-        self.name = name
+    __slots__ = ("created", "path", "written")
+
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.fd = fd
+        self.created = False
         self.written = 0
 
     def write(self, data: bytes) -> None:
-        """Write all of ``data`` (a full disk may take part of it before refusing the rest)."""
-        view = memoryview(data)
-        while view:
-            count = os.write(self.fd, view)
-            self.written += count
-            view = view[count:]
+        """Append all of ``data`` (a full disk may take part of it before refusing the rest)."""
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+        if not self.created:
+            flags |= os.O_CREAT | os.O_TRUNC
+        fd = os.open(self.path, flags, 0o644)
+        self.created = True
+        try:
+            view = memoryview(data)
+            while view:
+                count = os.write(fd, view)
+                self.written += count
+                view = view[count:]
+        finally:
+            os.close(fd)
 
     def written_bytes(self) -> bytes:
-        """What reached the file so far."""
-        chunks = []
-        offset = 0
-        while offset < self.written:
-            chunk = os.pread(self.fd, self.written - offset, offset)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            offset += len(chunk)
-        return b"".join(chunks)
+        """What reached the file so far (as much of it as can still be read)."""
+        if not self.written:
+            return b""
+        try:
+            with open(self.path, "rb") as file:
+                return file.read(self.written)
+        except OSError as exc:
+            log.error("cannot read back %s (%s): the segment loses its first bytes", self.path, exc)
+            return b""
 
     def discard(self) -> None:
-        """Close and remove the temporary file."""
-        os.close(self.fd)
+        """Remove the temporary file."""
         self.path.unlink(missing_ok=True)
 
 
@@ -171,14 +179,7 @@ class SegmentStore:
         if name != self._growing_name:
             self.close()  # a segment left unfinished (never happens with one packager)
             self._growing_name = name
-            path = self.directory / f".{name}.tmp"
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-            except OSError as exc:
-                self._failed(exc)
-                self._held = [data]
-                return
-            self._growing = _GrowingFile(name, path, fd)
+            self._growing = _GrowingFile(self.directory / f".{name}.tmp")
         growing = self._growing
         if growing is None:
             self._held.append(data)
@@ -211,14 +212,12 @@ class SegmentStore:
         before = growing.written
         try:
             growing.write(tail)
-            # Renamed while still open, so that a failed rename can still read the bytes back.
             os.replace(growing.path, self.directory / name)
         except OSError as exc:
             self._failed(exc)
             self._unwritten[name] = growing.written_bytes() + tail[growing.written - before :]
             growing.discard()
             return False
-        os.close(growing.fd)
         self._succeeded()
         return True
 
