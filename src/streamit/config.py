@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     takeover: TakeoverPolicy = TakeoverPolicy.TAKEOVER
     hls_segment_duration: float = Field(2.0, gt=0.1, le=60)
     hls_playlist_length: int = Field(6, ge=2, le=1000)
-    # The newest segment is what live viewers fetch; older ones come from the page cache via disk.
+    # Segments are written as they are built; the last ones viewers requested stay in memory (read back
+    # once from the page cache), so a stream nobody watches holds none.
     hls_memory_segments: int = Field(1, ge=0, le=100)
     hls_low_latency: bool = True
     """Also package each stream as LL-HLS (fMP4 parts, ``/hls/<slug>/ll.m3u8``) beside the TS playlist."""
