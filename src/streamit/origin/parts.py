@@ -163,7 +163,8 @@ class LiveLlHls:
                 log.warning("LL-HLS: frame dropped: %s", exc)
                 self._dts_error_logged = True
             return
-        self.apply(events)
+        if events:  # most frames only join the open part
+            self.apply(events)
 
     def end(self) -> None:
         """The publish ended: the playlist gets EXT-X-ENDLIST and every waiter is answered.
