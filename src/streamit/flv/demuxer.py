@@ -127,6 +127,11 @@ class FlvDemuxer:
         if not payload:
             return []
         first = payload[0]
+        # The common tag first: an AVC NALU of a keyframe (0x17) or an inter frame (0x27).
+        if (first == 0x27 or first == 0x17) and len(payload) > 4 and payload[1] == AVC_NALU:
+            # CompositionTime: a signed 24-bit value, taken with the packet type byte and sign-extended.
+            offset = ((_unpack_u32(payload, 1)[0] & 0xFFFFFF) ^ 0x800000) - 0x800000
+            return self._video_frame(timestamp, offset, first == 0x17, payload[5:])
         if first & 0x80:
             return self._feed_ex_video(timestamp, payload)
         frame_type = first >> 4
@@ -144,7 +149,7 @@ class FlvDemuxer:
         if packet_type == AVC_NALU:
             # CompositionTime: a signed 24-bit value, taken with the packet type byte and sign-extended.
             offset = ((_unpack_u32(payload, 1)[0] & 0xFFFFFF) ^ 0x800000) - 0x800000
-            return self._video_frame(timestamp, offset, frame_type, payload[5:])
+            return self._video_frame(timestamp, offset, frame_type == FRAME_TYPE_KEYFRAME, payload[5:])
         if packet_type == AVC_SEQUENCE_HEADER:
             return [self._video_sequence_start(payload[5:])]
         if packet_type == AVC_END_OF_SEQUENCE:
@@ -170,9 +175,9 @@ class FlvDemuxer:
             if len(payload) < 8:
                 raise RemoteProtocolError("Enhanced RTMP CodedFrames tag lacks its composition time")
             offset = int.from_bytes(payload[5:8], "big", signed=True)
-            return self._video_frame(timestamp, offset, frame_type, payload[8:])
+            return self._video_frame(timestamp, offset, frame_type == FRAME_TYPE_KEYFRAME, payload[8:])
         if packet_type == _EX_CODED_FRAMES_X:
-            return self._video_frame(timestamp, 0, frame_type, payload[5:])
+            return self._video_frame(timestamp, 0, frame_type == FRAME_TYPE_KEYFRAME, payload[5:])
         if packet_type == _EX_SEQUENCE_END:
             return []
         raise UnsupportedCodec(f"Enhanced RTMP video packet type {packet_type} is not supported")
@@ -201,7 +206,7 @@ class FlvDemuxer:
         return config
 
     def _video_frame(
-        self, timestamp: int, offset: int, frame_type: int, data: bytes
+        self, timestamp: int, offset: int, keyframe: bool, data: bytes
     ) -> list[VideoConfig | Frame]:
         dts = self._video_clock.unwrap(timestamp)
         if self.video_config is None:
@@ -223,7 +228,7 @@ class FlvDemuxer:
         else:
             data = to_four_byte_lengths(data, self._nal_length_size)
         # Frame(track, pts, dts, time_base, keyframe, data), positional: this runs for every frame.
-        return [Frame(_VIDEO, dts + offset, dts, MILLISECONDS, frame_type == FRAME_TYPE_KEYFRAME, data)]
+        return [Frame(_VIDEO, dts + offset, dts, MILLISECONDS, keyframe, data)]
 
     def feed_audio(self, timestamp: int, payload: bytes) -> list[AudioConfig | Frame]:
         """Demux one audio tag body with its 32-bit millisecond ``timestamp``."""

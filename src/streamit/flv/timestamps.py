@@ -6,6 +6,9 @@ from streamit.errors import LocalProtocolError
 
 _WRAP = 1 << 32
 _HALF = 1 << 31
+_LOW_32_BITS = _WRAP - 1
+_NOT_32_BITS = -_WRAP
+"""Set in every int outside 0 .. 2^32 - 1, negative ones included."""
 
 
 class TimestampUnwrapper:
@@ -28,13 +31,13 @@ class TimestampUnwrapper:
 
     def unwrap(self, timestamp: int) -> int:
         """The unbounded value of the 32-bit ``timestamp``."""
-        if not 0 <= timestamp < _WRAP:
+        if timestamp & _NOT_32_BITS:
             raise LocalProtocolError(f"timestamp {timestamp} is not a 32-bit value")
         last = self._last
         if last is None:
             value = timestamp
         else:
-            delta = (timestamp - last) % _WRAP
-            value = last + (delta - _WRAP if delta >= _HALF else delta)
+            delta = (timestamp - last) & _LOW_32_BITS
+            value = last + delta if delta < _HALF else last + delta - _WRAP
         self._last = value
         return value

@@ -24,6 +24,9 @@ StreamItem = VideoConfig | AudioConfig | Frame
 Sink = Callable[[StreamItem], None]
 """A synchronous consumer of every item of a stream."""
 
+_VIDEO = TrackKind.VIDEO
+"""A module constant for the per-frame checks: Python 3.11 does not specialise Enum member lookups."""
+
 MAX_QUEUED_CONFIGS = 4
 """Configs a reader may hold; a slow reader facing a storm of config changes keeps only the latest."""
 
@@ -143,7 +146,7 @@ class StreamReader:
         if size > self.max_bytes:
             # It can never be queued; later video frames reference it, so resync at the next keyframe.
             self.dropped_frames += 1
-            if frame.track is TrackKind.VIDEO:
+            if frame.track is _VIDEO:
                 self._video_waiting = self._resyncing = True
             return
         if not self._accepts(frame):
@@ -162,7 +165,7 @@ class StreamReader:
     def _accepts(self, frame: Frame) -> bool:
         # Video may only start at a keyframe; audio waits for that keyframe too while the stream has
         # video, so that what a reader delivers starts on a common, decodable boundary.
-        if frame.track is TrackKind.VIDEO:
+        if frame.track is _VIDEO:
             if self._video_waiting:
                 if not frame.keyframe:
                     return False
@@ -250,7 +253,7 @@ class Stream:
         if isinstance(item, Frame):
             self.frames_in += 1
             self.bytes_in += len(item.data)
-            if item.track is TrackKind.VIDEO and item.keyframe:
+            if item.track is _VIDEO and item.keyframe:
                 self.gop_start = item
         elif isinstance(item, VideoConfig):
             if item == self.video_config:

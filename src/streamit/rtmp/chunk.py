@@ -117,20 +117,15 @@ class ChunkReader:
         finally:
             messages.extend([Message(*fields) for fields in raw])
 
-    def read_raw(self, data: bytes | bytearray | memoryview, out: list[RawMessage]) -> int:
+    def read_raw(self, data: bytes | bytearray | memoryview, messages: list[RawMessage]) -> int:
         """Like :meth:`read_into`, with each message as a plain :data:`RawMessage` tuple.
 
-        The cheap form for the connection, which turns most messages straight into events.
+        The cheap form for the connection, which turns most messages straight into events.  Other buffers
+        than bytes are copied into bytes first: slices of bytes are copies the reader may keep, and as the
+        reader takes the data of unfinished chunks, such a buffer holds little more than what just arrived.
         """
-        if isinstance(data, bytes):
-            # Slices of bytes are the payload copies themselves; a bytearray goes through a view, whose
-            # pieces are copied, so that the caller may resize or reuse its buffer afterwards.
-            return self._read(data, out)
-        with memoryview(data) as view:
-            return self._read(view, out)
-
-    def _read(self, data: bytes | memoryview, messages: list[RawMessage]) -> int:
-        # Pieces kept past this call are copied out of a caller's buffer; slices of bytes are such copies.
+        if not isinstance(data, bytes):
+            data = bytes(data)
         end = len(data)
         if not end:
             return 0
@@ -143,13 +138,13 @@ class ChunkReader:
             # The previous buffer ended inside this chunk stream's chunk data: ours starts with the rest.
             left = stream.chunk_left
             if end < left:
-                stream.parts.append(data if type(data) is bytes else bytes(data))
+                stream.parts.append(data)
                 stream.received += end
                 stream.chunk_left = left - end
                 return end
             self._open = None
             stream.chunk_left = 0
-            stream.parts.append(data[:left] if type(data) is bytes else bytes(data[:left]))
+            stream.parts.append(data[:left])
             pos = left
             received = stream.received + left
             if received < stream.length:
@@ -262,14 +257,14 @@ class ChunkReader:
             stop = p + (remaining if remaining < chunk_size else chunk_size)
             if stop > end:
                 # The buffer ends inside this chunk's data: keep what is here, the rest starts the next one.
-                stream.parts.append(data[p:end] if type(data) is bytes else bytes(data[p:end]))
+                stream.parts.append(data[p:end])
                 stream.received = received + end - p
                 stream.chunk_left = stop - end
                 self._open = stream
                 return end
             if remaining <= chunk_size:
                 pos = stop
-                payload = data[p:stop] if type(data) is bytes else bytes(data[p:stop])
+                payload = data[p:stop]
                 if received:
                     parts = stream.parts
                     parts.append(payload)
@@ -302,7 +297,7 @@ class ChunkReader:
                         stream.received = received + (full + 1) * chunk_size
                     else:
                         pos = stop
-                        stream.parts.append(data[p:stop] if type(data) is bytes else bytes(data[p:stop]))
+                        stream.parts.append(data[p:stop])
                         stream.received = received + chunk_size
                     continue
                 pos = whole

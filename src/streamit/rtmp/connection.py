@@ -81,6 +81,12 @@ class ConnectionState(enum.Enum):
     REJECTED = "rejected"
 
 
+# Module constants for the per-read and per-message checks: an Enum member lookup is a class attribute
+# access that Python 3.11 does not specialise.
+_HANDSHAKE: Final = ConnectionState.HANDSHAKE
+_CONNECT_PENDING: Final = ConnectionState.CONNECT_PENDING
+
+
 class StreamState(enum.Enum):
     """The publish state of one message stream."""
 
@@ -309,7 +315,7 @@ class RtmpConnection:
     def _receive(self, data: bytes, now: float) -> None:
         self._bytes_received += len(data)
         inbox = self._inbox
-        if self.state is ConnectionState.HANDSHAKE:
+        if self.state is _HANDSHAKE:
             handshake = self._handshake
             inbox += data
             data = b""
@@ -339,7 +345,7 @@ class RtmpConnection:
                 events = self._events
                 for message in messages:
                     _, type_id, stream_id, timestamp, payload = message
-                    if self.state is ConnectionState.CONNECT_PENDING:
+                    if self.state is _CONNECT_PENDING:
                         self._held.append(message)
                         continue
                     # The common case first: media of a publishing stream becomes its event directly.
