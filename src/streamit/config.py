@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     """Seconds from accept until the RTMP handshake must be complete, however slowly bytes trickle in."""
     rtmp_idle_timeout: float = Field(30.0, gt=0, le=3600)
     """Seconds an RTMP connection may go without sending a byte before it is closed."""
-    rtmp_read_coalesce: float = Field(0.03, ge=0, le=0.5)
+    rtmp_read_coalesce: float = Field(0.05, ge=0, le=0.5)
     """Seconds a publisher's socket rests after each read, so one read carries several RTMP messages (fewer
     event-loop wake-ups, less CPU per stream); 0 reads as soon as bytes arrive."""
     malloc_mmap_threshold: int = Field(64 * 1024, ge=0, le=32 * 1024 * 1024)

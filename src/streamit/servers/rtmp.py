@@ -35,7 +35,7 @@ WRITE_HIGH_WATER = 1024 * 1024
 # While a stream is published, reading pauses this long after each read so that the next read carries
 # several RTMP messages: an encoder writes ~100 small packets a second and every wake-up of the event loop
 # costs more than parsing them.  The kernel buffers the bytes meanwhile; HLS latency does not notice.
-READ_COALESCE = 0.03
+READ_COALESCE = 0.05
 
 
 class RtmpProtocol(asyncio.Protocol):
