@@ -142,7 +142,8 @@ def _date_time_line(moment: datetime) -> str:
     return f"#EXT-X-PROGRAM-DATE-TIME:{format_date_time(moment)}"
 
 
-@functools.lru_cache(maxsize=4096)
+# Sized for the windows of a few hundred streams: an entry keeps its segment's part entries alive.
+@functools.lru_cache(maxsize=1024)
 def _segment_lines(segment: SegmentEntry) -> tuple[str, str]:
     return f"#EXTINF:{format_duration(segment.duration)},", segment.uri
 
@@ -169,7 +170,7 @@ class _Window:
     longest_segment: int  # seconds, rounded as EXT-X-TARGETDURATION compares them
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=256)
 def _window(segments: tuple[SegmentEntry, ...]) -> _Window:
     ends: list[Fraction] = []
     elapsed = Fraction(0)
