@@ -289,12 +289,65 @@ def read_file(path: Path | str) -> bytes:
         raise NotFound(os.path.basename(path)) from exc
 
 
+FILE_CACHE_BYTES = 64 * 1024 * 1024
+"""Bytes of files read from disk that :class:`FileCache` keeps for the next request (all streams)."""
+
+
+class FileCache:
+    """Files served from disk, kept for the next request and checked against the file on every hit.
+
+    Streams this process does not package (an external packager writes them, or a previous run did) are
+    served from disk; a player polls the playlist and every viewer fetches every segment.  A hit costs one
+    ``stat`` (the file's inode, size and modification time must still match: a playlist replaced by a
+    rename is read afresh) instead of a read and a fresh buffer.  Bounded in bytes, least recently used
+    out first.
+    """
+
+    def __init__(self, max_bytes: int = FILE_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, tuple[tuple[int, int, int], bytes]] = OrderedDict()
+        self._bytes = 0
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes held now."""
+        return self._bytes
+
+    def read(self, path: str) -> bytes:
+        """The file's bytes, from memory when it has not changed since it was read; :class:`NotFound`
+        when it does not exist or is not a regular file."""
+        try:
+            info = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise NotFound(os.path.basename(path)) from exc
+        identity = (info.st_ino, info.st_mtime_ns, info.st_size)
+        entries = self._entries
+        entry = entries.get(path)
+        if entry is not None:
+            if entry[0] == identity:
+                entries.move_to_end(path)
+                return entry[1]
+            del entries[path]
+            self._bytes -= len(entry[1])
+        data = read_file(path)
+        # A file replaced between the stat and the read is served but not kept under the old identity.
+        if len(data) == info.st_size and len(data) <= self.max_bytes:
+            entries[path] = (identity, data)
+            self._bytes += len(data)
+            while self._bytes > self.max_bytes:
+                _, (_, dropped) = entries.popitem(last=False)
+                self._bytes -= len(dropped)
+        return data
+
+
 class SegmentStoreRegistry:
     """The segment stores of every stream this origin has, by slug."""
 
     def __init__(self, root: Path, *, memory_segments: int = 3) -> None:
         self.root = root
         self._root = str(root)  # slug and name are validated before they are joined to it
+        self.files = FileCache()
+        """What is served from disk for streams this process does not package."""
         self.memory_segments = memory_segments
         self._stores: dict[str, SegmentStore] = {}
         root.mkdir(parents=True, exist_ok=True)
@@ -348,7 +401,7 @@ class SegmentStoreRegistry:
         store = self._stores.get(slug)
         if store is not None:
             return store.playlist()
-        return read_file(f"{self._root}/{slug}/{PLAYLIST_NAME}")
+        return self.files.read(f"{self._root}/{slug}/{PLAYLIST_NAME}")
 
     def segment(self, slug: str, name: str) -> bytes:
         """One segment of ``slug``; :class:`NotFound` if unknown.  Names are validated: no traversal."""
@@ -357,4 +410,4 @@ class SegmentStoreRegistry:
         store = self._stores.get(slug)
         if store is not None:
             return store.segment(name)
-        return read_file(f"{self._root}/{slug}/{name}")
+        return self.files.read(f"{self._root}/{slug}/{name}")
