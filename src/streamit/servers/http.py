@@ -76,6 +76,21 @@ class _Answered:
         self.keep_alive = keep_alive
 
 
+_rendered_defaults: tuple[object, bytes] = (None, b"")
+
+
+def _status_and_defaults(default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The status line and uvicorn's default headers (``server``, ``date``) of a fast 200, rendered once per
+    list: uvicorn replaces the list when the date changes, once a second."""
+    global _rendered_defaults
+    source, rendered = _rendered_defaults
+    if source is not default_headers:
+        lines = [b"%s: %s\r\n" % (name, value) for name, value in default_headers]
+        rendered = b"HTTP/1.1 200 OK\r\n" + b"".join(lines)
+        _rendered_defaults = (default_headers, rendered)
+    return rendered
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol that refuses request heads over :data:`MAX_REQUEST_HEAD` bytes, and
     answers what ``fast_path`` can answer itself.
@@ -134,10 +149,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return False
         keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
         body = response.body
-        head = [b"HTTP/1.1 200 OK\r\n"]
-        head += [b"%s: %s\r\n" % (name, value) for name, value in self.server_state.default_headers]
-        head.append(b"content-length: %d\r\n" % len(body))
-        head.append(response.headers)
+        head = [
+            _status_and_defaults(self.server_state.default_headers),
+            b"content-length: %d\r\n" % len(body),
+            response.headers,
+        ]
         if not keep_alive:
             head.append(b"connection: close\r\n")
         head.append(b"\r\n")
