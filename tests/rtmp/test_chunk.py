@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pathlib
 import struct
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
@@ -416,6 +417,30 @@ def test_message_split_inside_a_chunk_completes_from_the_next_buffers() -> None:
     third, consumed = reader.read(bytearray(data[300:]))
     assert third == [Message(6, 9, 1, 40, payload)]
     assert consumed == len(data) - 300
+
+
+@pytest.mark.parametrize("chunk_size", [1, 4096])
+def test_a_message_trickling_in_byte_by_byte_holds_about_its_size(chunk_size: int) -> None:
+    writer = ChunkWriter()
+    payload = bytes(range(256)) * 64
+    data = writer.write(2, 1, 0, 0, struct.pack(">I", chunk_size))
+    writer.chunk_size = chunk_size
+    data += writer.write(6, 9, 1, 0, payload)
+    reader = ChunkReader()
+    tail = b""
+    tracemalloc.start()
+    try:
+        for index in range(len(data) - 1):
+            piece = tail + data[index : index + 1]
+            messages, consumed = reader.read(piece)
+            tail = piece[consumed:]
+            assert not messages
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # An object per received byte would take ~40 times the payload.
+    assert peak < 3 * len(payload)
+    assert reader.read(tail + data[-1:]) == ([Message(6, 9, 1, 0, payload)], len(tail) + 1)
 
 
 @settings(deadline=None)

@@ -29,6 +29,9 @@ _U32 = struct.Struct(">I")
 _U32_LE = struct.Struct("<I")
 _U32_U32 = struct.Struct(">II")
 
+_SMALL_PIECE: Final = 256
+"""Pieces of a partial message shorter than this are gathered into one bytearray."""
+
 # The 1-byte basic header of a type-3 chunk of each chunk stream id below 64 (RTMP 1.0 §5.3.1.1).
 _CONTINUATION_HEADERS = tuple(bytes((0xC0 | csid,)) for csid in range(64))
 
@@ -73,11 +76,25 @@ class _InboundChunkStream:
         self.type_id = 0
         self.stream_id = 0
         self.extended = False
-        self.parts: list[bytes] = []
+        self.parts: list[bytes | bytearray] = []
         """The received pieces of the message in progress."""
         self.received = 0
         self.chunk_left = 0
         """Bytes of the current chunk's data still to come, while a buffer ended inside it."""
+
+    def keep(self, piece: bytes) -> None:
+        """Add a piece to the message in progress.
+
+        Small pieces (a tiny chunk size, or a peer trickling bytes) are gathered in one bytearray, so that
+        what a partial message holds stays close to its size rather than an object per piece.
+        """
+        parts = self.parts
+        if len(piece) >= _SMALL_PIECE:
+            parts.append(piece)
+        elif parts and type(parts[-1]) is bytearray:
+            parts[-1] += piece
+        else:
+            parts.append(bytearray(piece))
 
 
 class ChunkReader:
@@ -138,13 +155,16 @@ class ChunkReader:
             # The previous buffer ended inside this chunk stream's chunk data: ours starts with the rest.
             left = stream.chunk_left
             if end < left:
-                stream.parts.append(data)
+                stream.keep(data)
                 stream.received += end
                 stream.chunk_left = left - end
                 return end
             self._open = None
             stream.chunk_left = 0
-            stream.parts.append(data[:left])
+            if left < _SMALL_PIECE:
+                stream.keep(data[:left])
+            else:
+                stream.parts.append(data[:left])
             pos = left
             received = stream.received + left
             if received < stream.length:
@@ -257,7 +277,10 @@ class ChunkReader:
             stop = p + (remaining if remaining < chunk_size else chunk_size)
             if stop > end:
                 # The buffer ends inside this chunk's data: keep what is here, the rest starts the next one.
-                stream.parts.append(data[p:end])
+                if end - p < _SMALL_PIECE:
+                    stream.keep(data[p:end])
+                else:
+                    stream.parts.append(data[p:end])
                 stream.received = received + end - p
                 stream.chunk_left = stop - end
                 self._open = stream
@@ -266,9 +289,8 @@ class ChunkReader:
                 pos = stop
                 payload = data[p:stop]
                 if received:
-                    parts = stream.parts
-                    parts.append(payload)
-                    payload = b"".join(parts)
+                    stream.parts.append(payload)
+                    payload = b"".join(stream.parts)
                     stream.parts = []
                     stream.received = 0
             else:
@@ -292,18 +314,18 @@ class ChunkReader:
                     ):
                         pos = stop + full * step
                         view = memoryview(data)
-                        stream.parts.append(b"".join([view[s : s + chunk_size] for s in range(p, pos, step)]))
+                        stream.keep(b"".join([view[s : s + chunk_size] for s in range(p, pos, step)]))
                         view.release()
                         stream.received = received + (full + 1) * chunk_size
                     else:
                         pos = stop
-                        stream.parts.append(data[p:stop])
+                        stream.keep(data[p:stop])
                         stream.received = received + chunk_size
                     continue
                 pos = whole
                 # Views, so that the join is the payload's only copy of these chunks.
                 view = memoryview(data)
-                pieces: list[bytes | memoryview] = [
+                pieces: list[bytes | bytearray | memoryview] = [
                     view[start : start + chunk_size] for start in range(p, last, step)
                 ]
                 pieces.append(view[last:whole])
