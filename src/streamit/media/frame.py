@@ -48,7 +48,7 @@ class Frame:
         self, track: TrackKind, pts: int, dts: int, time_base: Fraction, keyframe: bool, data: bytes
     ) -> None:
         # One frame per access unit: the slots are written through their descriptors, which costs about
-        # half of the object.__setattr__ call per field that a generated frozen __init__ makes.
+        # 40% less than the object.__setattr__ call per field of a generated frozen __init__.
         _set_track(self, track)
         _set_pts(self, pts)
         _set_dts(self, dts)

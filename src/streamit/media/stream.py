@@ -25,7 +25,7 @@ Sink = Callable[[StreamItem], None]
 """A synchronous consumer of every item of a stream."""
 
 _VIDEO = TrackKind.VIDEO
-"""A module constant for the per-frame checks: Python 3.11 does not specialise Enum member lookups."""
+"""For the per-frame checks: on Python 3.11 an Enum member lookup goes through a slow attribute hook."""
 
 MAX_QUEUED_CONFIGS = 4
 """Configs a reader may hold; a slow reader facing a storm of config changes keeps only the latest."""
