@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry
 
 from streamit.app import EmbeddedUvicorn
@@ -25,7 +25,7 @@ SEGMENT = bytes([0x47]) + bytes(range(187)) * 700  # bigger than one write's joi
 class Origin:
     """A running HTTP server with the origin routes, a slow API route, and optionally the fast path."""
 
-    def __init__(self, root: Path, *, fast: bool) -> None:
+    def __init__(self, root: Path, *, fast: bool, keep_alive_timeout: float | None = None) -> None:
         self.metrics = CollectorRegistry()
         self.responder = HlsResponder(SegmentStoreRegistry(root), segment_duration=2.0, metrics=self.metrics)
         app = FastAPI()
@@ -38,9 +38,16 @@ class Origin:
             await asyncio.sleep(0.2)
             return {"answer": "slow"}
 
+        @app.post("/api/echo")
+        async def echo(request: Request) -> dict[str, object]:
+            body = await request.body()
+            return {"length": len(body), "test": request.headers.get("x-test"), "path": request.url.path}
+
         settings = Settings(http_host="127.0.0.1", http_port=0, data_dir=root)
         self.fast_targets: list[bytes] = []
         config = http_config(app, settings, fast_path=self._fast if fast else None)
+        if keep_alive_timeout is not None:
+            config.timeout_keep_alive = keep_alive_timeout  # type: ignore[assignment]
         self.server = EmbeddedUvicorn(config)
         self.port = 0
 
@@ -192,3 +199,63 @@ async def test_requests_with_a_body_go_to_the_app(origins: tuple[Origin, Origin]
     assert fast.fast_targets == []
     writer.close()
     await writer.wait_closed()
+
+
+async def test_the_app_sees_the_whole_request(origins: tuple[Origin, Origin]) -> None:
+    """The scope built late (only for the app) has the headers, and ``Expect: 100-continue`` is honoured."""
+    fast, _ = origins
+    reader, writer = await asyncio.open_connection("127.0.0.1", fast.port)
+    writer.write(
+        b"POST /api/echo HTTP/1.1\r\nHost: o\r\nX-Test: yes\r\nContent-Length: 5\r\n"
+        b"Expect: 100-continue\r\n\r\n"
+    )
+    interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    writer.write(b"hello")
+    writer.write(b"GET /hls/show/index.m3u8 HTTP/1.1\r\nHost: o\r\n\r\n")
+    (status, _, body), (_, _, playlist) = await read_responses(reader, 2)
+    assert status == b"HTTP/1.1 200 OK"
+    assert body == b'{"length":5,"test":"yes","path":"/api/echo"}'
+    assert playlist == PLAYLIST
+    writer.close()
+    await writer.wait_closed()
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+async def test_idle_keep_alive_connections_are_closed(hls_root: Path, fast_path: bool) -> None:
+    """One keep-alive timer per connection: busy connections stay open, idle ones close after the timeout."""
+    origin = Origin(hls_root, fast=fast_path, keep_alive_timeout=0.4)
+    await origin.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", origin.port)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        # Requests 0.15 s apart for longer than the timeout: the connection is never idle for long.
+        for _ in range(6):
+            writer.write(b"GET /hls/show/index.m3u8 HTTP/1.1\r\nHost: o\r\n\r\n")
+            (_, _, body), *_ = await read_responses(reader, 1)
+            assert body == PLAYLIST
+            await asyncio.sleep(0.15)
+        assert loop.time() - started > 0.8
+        idle_from = loop.time()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server once idle
+        assert loop.time() - idle_from > 0.2
+        writer.close()
+    finally:
+        await origin.stop()
+
+
+async def test_a_slow_answer_is_not_cut_by_the_keep_alive_timer(hls_root: Path) -> None:
+    origin = Origin(hls_root, fast=True, keep_alive_timeout=0.1)
+    await origin.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", origin.port)
+        writer.write(b"GET /hls/show/index.m3u8 HTTP/1.1\r\nHost: o\r\n\r\n")
+        await read_responses(reader, 1)  # the timer is armed
+        writer.write(b"GET /api/slow HTTP/1.1\r\nHost: o\r\n\r\n")  # answered after 0.2 s
+        (_, _, body), *_ = await read_responses(reader, 1)
+        assert body == b'{"answer":"slow"}'
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+    finally:
+        await origin.stop()

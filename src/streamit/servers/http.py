@@ -21,6 +21,7 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+import httptools
 import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -76,6 +77,10 @@ class _Answered:
         self.keep_alive = keep_alive
 
 
+# Never changed once answered (uvicorn only touches an unfinished cycle): one of each serves all connections.
+_ANSWERED_KEEP_ALIVE = _Answered(True)
+_ANSWERED_CLOSE = _Answered(False)
+
 _rendered_defaults: tuple[object, bytes] = (None, b"")
 
 
@@ -98,6 +103,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     Two counts, because httptools hands over a header only once it is complete: the bytes received while
     a head is open (a huge header still arriving), and the sizes of the URL and headers parsed (a huge head
     that arrived in one read).
+
+    What uvicorn does per request but a fast answer does not need is skipped or deferred: the ASGI scope is
+    built (by uvicorn's own ``on_message_begin``) only for a request handed to the app, and the keep-alive
+    timer is not cancelled on every read and re-armed after every answer; one timer per connection checks
+    when the connection last fell idle and re-arms itself for the rest of the timeout.
     """
 
     def __init__(self, *args: Any, fast_path: FastPath | None = None, **kwargs: Any) -> None:
@@ -107,6 +117,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._received = 0
         self._parsed = 0
         self._too_large = False
+        # Idle: every answer written and no byte received since (uvicorn's keep-alive timer would be armed).
+        self._idle = False
+        self._idle_since = 0.0
 
     def _count(self, size: int) -> None:
         self._parsed += size
@@ -114,19 +127,40 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._too_large = True
             raise HeadTooLarge
 
+    def on_message_begin(self) -> None:
+        # The scope waits for on_headers_complete: a fast answer does not need it.
+        self.url = b""
+        self.headers = []
+
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
-        super().on_url(url)
+        self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
-        super().on_header(name, value)
+        # _count inlined: this runs for every header of every request.  ``expect`` is looked at when the
+        # request goes to the app.
+        self._parsed += len(name) + len(value) + 4
+        if self._parsed > MAX_REQUEST_HEAD:
+            self._too_large = True
+            raise HeadTooLarge
+        self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         if self._fast_path is not None and self._answer_fast(self._fast_path):
             return
+        self._begin_scope()
         super().on_headers_complete()
+
+    def _begin_scope(self) -> None:
+        """What uvicorn's ``on_message_begin`` and ``on_header`` would have set up for the request."""
+        url, headers = self.url, self.headers
+        super().on_message_begin()
+        self.url = url
+        self.headers.extend(headers)  # the list the scope holds
+        for name, value in headers:
+            if name == b"expect" and value.lower() == b"100-continue":
+                self.expect_100_continue = True
 
     def _answer_fast(self, fast_path: FastPath) -> bool:
         """Answer the request whose head just ended without uvicorn's ASGI cycle; False: not possible."""
@@ -147,7 +181,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         response = fast_path(self.url)
         if response is None:
             return False
-        keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
+        keep_alive = parser.should_keep_alive() and parser.get_http_version() != "1.0"
         body = response.body
         head = [
             _status_and_defaults(self.server_state.default_headers),
@@ -166,10 +200,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         else:
             transport.write(b"".join(head))
             transport.write(body)
-        self.cycle = _Answered(keep_alive)  # type: ignore[assignment]
         if keep_alive:
+            self.cycle = _ANSWERED_KEEP_ALIVE  # type: ignore[assignment]
             self.on_response_complete()
         else:
+            self.cycle = _ANSWERED_CLOSE  # type: ignore[assignment]
+            self.server_state.total_requests += 1
             transport.close()
         return True
 
@@ -177,7 +213,39 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True
         self._received = 0
         self._parsed = 0
+        cycle = self.cycle
+        if cycle is not None and cycle.response_complete:
+            return  # answered already (uvicorn would return here too)
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        # uvicorn's, without cancelling and re-creating the keep-alive timer for every answer.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        if self.flow.read_paused:
+            self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle = True
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+
+    def timeout_keep_alive_handler(self) -> None:
+        """Close the connection if it has been idle for the keep-alive timeout, else wait for the rest."""
+        self.timeout_keep_alive_task = None
+        if self.transport.is_closing() or not self._idle:
+            return  # busy: the timer is armed again when the answer under way is written
+        remaining = self._idle_since + self.timeout_keep_alive - self.loop.time()
+        if remaining > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(remaining, self.timeout_keep_alive_handler)
+        else:
+            self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
         if not self._too_large:
@@ -187,9 +255,22 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        # uvicorn's, without cancelling the keep-alive timer: the connection is merely no longer idle.
+        self._idle = False
         if self._in_head:
             self._received += len(data)
-        super().data_received(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self.send_400_response(msg)
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
         # Checked after parsing: bytes of a body that arrived with the end of the head do not count.
         if self._in_head and self._received > MAX_REQUEST_HEAD and not self.transport.is_closing():
             self.transport.write(_TOO_LARGE)
