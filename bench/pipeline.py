@@ -48,7 +48,7 @@ from streamit.flv import FlvDemuxer  # noqa: E402
 from streamit.flv.file import FlvFileReader, FlvTagType  # noqa: E402
 from streamit.hls import HlsPackager  # noqa: E402
 from streamit.hls.events import PackagerEvent, PlaylistUpdated, SegmentReady  # noqa: E402
-from streamit.hls.parts import LlHlsEvent, LlHlsPackager  # noqa: E402
+from streamit.hls.parts import LlHlsEvent, LlHlsPackager, PartedSegment  # noqa: E402
 from streamit.hls.parts import SegmentReady as LlSegmentReady  # noqa: E402
 from streamit.hls.segmenter import Segment  # noqa: E402
 from streamit.media import AudioConfig, Frame, VideoConfig  # noqa: E402
@@ -247,17 +247,17 @@ def new_live_ll(directory: Path) -> LiveLlHls:
 
 @dataclass
 class LlSummary:
-    """What the LL-HLS packager produced: the number of segments and the last one's bytes."""
+    """What the LL-HLS packager produced: the number of segments and the last one."""
 
     segments: int = 0
-    last_segment: bytes = b""
+    last_segment: PartedSegment | None = None
 
     def apply(self, events: Iterable[LlHlsEvent]) -> None:
         """Count the segments (nothing else is kept: the stage measures the packager alone)."""
         for event in events:
             if isinstance(event, LlSegmentReady):
                 self.segments += 1
-                self.last_segment = event.segment.data
+                self.last_segment = event.segment
 
 
 def run_hls(items: Sequence[StreamItem]) -> MemoryStore:

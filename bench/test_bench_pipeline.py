@@ -80,8 +80,8 @@ def test_ll_stages_package_the_same_segments_as_the_whole_path(name: str, tmp_pa
     workload = build_workload(FIXTURES / name, None)
     items = run_demux(run_rtmp(workload.reads))
     alone = run_ll_packager(items)
-    assert alone.segments >= 1
-    assert fragments(alone.last_segment)  # moof + mdat pairs
+    assert alone.segments >= 1 and alone.last_segment is not None
+    assert fragments(alone.last_segment.data)  # moof + mdat pairs
     live = run_ll_origin(items, tmp_path / "origin")
     assert live.playlist().startswith("#EXTM3U")
     live.release()
