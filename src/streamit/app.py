@@ -29,6 +29,7 @@ from streamit.errors import InvalidInput
 from streamit.hooks import PublishCallbacks, WebhookDispatcher
 from streamit.origin import SegmentStoreRegistry, create_origin_router
 from streamit.origin.routes import HlsResponder
+from streamit.origin.store import PlaylistWriter
 from streamit.servers.http import http_config
 from streamit.servers.ingest import IngestService
 from streamit.servers.memory import return_large_blocks
@@ -189,7 +190,9 @@ async def run_node(
             len(crashed),
             recovered,
         )
-    stores = SegmentStoreRegistry(settings.data_dir / "hls", memory_segments=settings.hls_memory_segments)
+    stores = SegmentStoreRegistry(
+        settings.data_dir / "hls", memory_segments=settings.hls_memory_segments, writer=PlaylistWriter()
+    )
     for slug in stores.close_stale_playlists():
         log.warning("stream %s: closed the playlist a previous run left open", slug)
     callbacks = PublishCallbacks(settings)
@@ -215,6 +218,7 @@ async def run_node(
         await webhooks.aclose()
         await callbacks.aclose()
         await db.close()
+        await asyncio.to_thread(stores.close)
         http_task.result()
         raise SystemExit("HTTP server failed to start")
     log.info("HTTP listening on %s:%d", settings.http_host, settings.http_port)
@@ -253,4 +257,6 @@ async def run_node(
     await webhooks.aclose()
     await callbacks.aclose()
     await db.close()
+    # The ended streams' last playlists (with EXT-X-ENDLIST) reach the disk before the process ends.
+    await asyncio.to_thread(stores.close)
     log.info("stopped")

@@ -9,12 +9,15 @@ segments).  A segment being built grows in its temporary file as the packager ha
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import re
 import shutil
+import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from streamit.errors import NotFound
@@ -40,6 +43,87 @@ def write_atomically(path: Path, data: bytes) -> None:
     except OSError:
         tmp.unlink(missing_ok=True)
         raise
+
+
+class PlaylistWriter:
+    """Replaces playlist files on disk from a thread of its own, so the event loop never waits on it.
+
+    Replacing a file by renaming another over it makes ext4 (``auto_da_alloc``, on by default) start writing
+    the new file's data back inside the rename: measured here, 0.2 ms typically and 5–12 ms at the 99th
+    percentile, and seconds in all over 20 s with ten streams publishing — seconds the event loop carrying
+    every stream stood still.  Segments keep going to disk on the loop (appends and renames to new names,
+    which do not wait).
+
+    Each path holds only its newest text while it waits (a newer playlist makes an older one moot).  A
+    playlist goes to disk after the segments it names (they were put in place before it was submitted), and
+    segments leave the disk only ``expire_grace`` segments after they left the playlist, so a reader of the
+    disk never finds a listed segment missing.  ``done`` is called with the write's error (or ``None``) on
+    the writer's thread.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._pending: dict[Path, tuple[bytes, Callable[[OSError | None], None]]] = {}
+        self._busy = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def submit(self, path: Path, data: bytes, done: Callable[[OSError | None], None]) -> None:
+        """Write ``data`` to ``path`` atomically, soon; replaces a write to ``path`` still waiting."""
+        with self._condition:
+            if self._closed:
+                raise RuntimeError("the playlist writer is closed")
+            self._pending.pop(path, None)
+            self._pending[path] = (data, done)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="streamit-playlists", daemon=True)
+                self._thread.start()
+            self._condition.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._pending and not self._closed:
+                    self._condition.wait()
+                if not self._pending:
+                    return
+                path = next(iter(self._pending))
+                data, done = self._pending.pop(path)
+                self._busy = True
+            error: OSError | None = None
+            try:
+                write_atomically(path, data)
+            except OSError as exc:
+                error = exc
+            try:
+                done(error)
+            finally:
+                with self._condition:
+                    self._busy = False
+                    self._condition.notify_all()
+
+    def discard(self, directory: Path) -> None:
+        """Forget the writes still waiting under ``directory``, and wait for the one under way (if any)."""
+        with self._condition:
+            for path in [path for path in self._pending if path.parent == directory]:
+                del self._pending[path]
+            while self._busy:
+                self._condition.wait()
+
+    def flush(self) -> None:
+        """Wait until every submitted playlist is on disk (or failed)."""
+        with self._condition:
+            while self._pending or self._busy:
+                self._condition.wait()
+
+    def close(self) -> None:
+        """Write what waits, then stop the thread; later submissions are refused."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
 
 
 class _GrowingFile:
@@ -96,10 +180,13 @@ class SegmentStore:
     is cached for a stream nobody watches.
     """
 
-    def __init__(self, root: Path, slug: str, *, memory_segments: int = 3) -> None:
+    def __init__(
+        self, root: Path, slug: str, *, memory_segments: int = 3, writer: PlaylistWriter | None = None
+    ) -> None:
         if not SLUG_PATTERN.match(slug):
             raise ValueError(f"invalid slug {slug!r}")
         self.slug = slug
+        self._writer = writer
         self.directory = root / slug
         self.memory_segments = memory_segments
         # Segments read back for viewers, least recently requested first.
@@ -137,6 +224,8 @@ class SegmentStore:
     def reset(self) -> None:
         """Remove every file of a previous broadcast (a fresh packager starts numbering again)."""
         self.close()
+        if self._writer is not None:
+            self._writer.discard(self.directory)
         self._memory.clear()
         self._unwritten.clear()
         self.write_error = None
@@ -173,6 +262,31 @@ class SegmentStore:
             return False
         self._succeeded()
         return True
+
+    def _write_playlist(self, data: bytes) -> None:
+        """The playlist to disk: through the writer's thread when there is one and an event loop to hear
+        back on, else at once."""
+        writer = self._writer
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if writer is None or loop is None:
+            self._write(PLAYLIST_NAME, data)
+            return
+
+        def done(error: OSError | None) -> None:
+            # On the writer's thread: the outcome is the loop's business.
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (shutdown)
+                loop.call_soon_threadsafe(self._playlist_written, error)
+
+        writer.submit(self.directory / PLAYLIST_NAME, data, done)
+
+    def _playlist_written(self, error: OSError | None) -> None:
+        if error is None:
+            self._succeeded()
+        else:
+            self._failed(error)
 
     def _append(self, name: str, data: bytes) -> None:
         """Bytes of the segment being built: to its temporary file, or to memory once the disk refused."""
@@ -249,7 +363,7 @@ class SegmentStore:
                 # Segments are on disk before the playlist that names them (RFC 8216 §6.2.2); a playlist
                 # naming a segment the disk refused stays in memory only.
                 if not self._unwritten:
-                    self._write(PLAYLIST_NAME, data)
+                    self._write_playlist(data)
                 self._playlist = data
 
     def playlist(self) -> bytes:
@@ -343,8 +457,10 @@ class FileCache:
 class SegmentStoreRegistry:
     """The segment stores of every stream this origin has, by slug."""
 
-    def __init__(self, root: Path, *, memory_segments: int = 3) -> None:
+    def __init__(self, root: Path, *, memory_segments: int = 3, writer: PlaylistWriter | None = None) -> None:
         self.root = root
+        self.writer = writer
+        """Writes playlists off the event loop (``None``: each store writes its own at once)."""
         self._root = str(root)  # slug and name are validated before they are joined to it
         self.files = FileCache()
         """What is served from disk for streams this process does not package."""
@@ -374,9 +490,14 @@ class SegmentStoreRegistry:
         """The store for ``slug``, created on first use."""
         store = self._stores.get(slug)
         if store is None:
-            store = SegmentStore(self.root, slug, memory_segments=self.memory_segments)
+            store = SegmentStore(self.root, slug, memory_segments=self.memory_segments, writer=self.writer)
             self._stores[slug] = store
         return store
+
+    def close(self) -> None:
+        """Put every playlist still waiting for the writer on disk and stop it (blocks until done)."""
+        if self.writer is not None:
+            self.writer.close()
 
     def write_errors(self) -> dict[str, str]:
         """Streams whose segments or playlists cannot be written to disk now, with the reason."""
