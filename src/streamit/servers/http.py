@@ -35,7 +35,8 @@ FastPath = Callable[[bytes], "FastResponse | None"]
 """Answers a ``GET``/``HEAD`` request target (path and query as sent) with a 200, or ``None``: not here."""
 
 FAST_PATH_JOIN_LIMIT = 64 * 1024
-"""Bodies up to this size are copied behind the head and sent in one write; larger ones are not copied."""
+"""Bodies up to this size are copied behind the head and sent in one write; larger ones are not copied
+(the head and the body go out together with ``writelines``)."""
 
 FAST_PATH_MAX_BUFFERED = 4 * 1024 * 1024
 """A client that does not read what it asked for gets no more fast answers (the ASGI path waits for the
@@ -194,12 +195,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if method == b"HEAD":
             transport.write(b"".join(head))
         elif len(body) <= FAST_PATH_JOIN_LIMIT:
-            # One write, one send(2): uvloop sends the first buffer of writelines() on its own.
             head.append(body)
             transport.write(b"".join(head))
         else:
-            transport.write(b"".join(head))
-            transport.write(body)
+            # One writev(2) on uvloop, the body not copied (two writes would be two sends, two packets).
+            transport.writelines((b"".join(head), body))
         if keep_alive:
             self.cycle = _ANSWERED_KEEP_ALIVE  # type: ignore[assignment]
             self.on_response_complete()
