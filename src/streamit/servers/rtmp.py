@@ -36,6 +36,8 @@ WRITE_HIGH_WATER = 1024 * 1024
 # several RTMP messages: an encoder writes ~100 small packets a second and every wake-up of the event loop
 # costs more than parsing them.  The kernel buffers the bytes meanwhile; HLS latency does not notice.
 READ_COALESCE = 0.05
+# Not before the first segment is out, so coalescing never delays the moment a stream becomes watchable.
+COALESCE_AFTER = 3.0
 
 
 class RtmpProtocol(asyncio.Protocol):
@@ -90,10 +92,12 @@ class RtmpProtocol(asyncio.Protocol):
     def _coalesce_reads(self) -> None:
         session = self.session
         transport = self.transport
+        publish = session.publish if session is not None else None
         if (
             self.server.read_coalesce <= 0
-            or session is None
-            or session.publish is None
+            or publish is None
+            # The first segment is not held back: how soon a stream can be watched counts more than CPU.
+            or self.loop.time() - publish.started < self.server.coalesce_after
             or self._pending is not None
             or self._coalescing is not None
             or transport is None
@@ -217,9 +221,12 @@ class RtmpServer:
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
         idle_timeout: float = IDLE_TIMEOUT,
         read_coalesce: float = READ_COALESCE,
+        coalesce_after: float = COALESCE_AFTER,
     ) -> None:
         self.ingest = ingest
         self.read_coalesce = read_coalesce
+        self.coalesce_after = coalesce_after
+        """Seconds into a publish before its reads are coalesced (its first segment is then out)."""
         self.max_message_size = max_message_size
         self.handshake_timeout = handshake_timeout
         self.idle_timeout = idle_timeout
@@ -240,6 +247,7 @@ class RtmpServer:
             handshake_timeout=settings.rtmp_handshake_timeout,
             idle_timeout=settings.rtmp_idle_timeout,
             read_coalesce=settings.rtmp_read_coalesce,
+            coalesce_after=settings.hls_segment_duration + 1.0,
         )
 
     async def start(self, host: str, port: int, *, tls: ssl.SSLContext | None = None) -> int:
