@@ -705,7 +705,11 @@ class StreamitServer:
         self.slugs: dict[int, str] = {}
         self.env = dict(os.environ)
         self.env.update(
-            STREAMIT_RTMP_HOST="127.0.0.1", STREAMIT_HTTP_HOST="127.0.0.1", STREAMIT_LOG_LEVEL="WARNING"
+            STREAMIT_RTMP_HOST="127.0.0.1",
+            STREAMIT_HTTP_HOST="127.0.0.1",
+            STREAMIT_LOG_LEVEL="WARNING",
+            # Every publisher connects from 127.0.0.1: the per-address cap (50) would refuse N > 50.
+            STREAMIT_RTMP_MAX_CONNECTIONS_PER_IP="1000",
         )
 
     def start(self, children: Children, n: int) -> int:
