@@ -6,25 +6,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
-from datetime import UTC, datetime
-from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
-from streamit.hls import PlaylistUpdated, Segment, SegmentReady
+from streamit.hls import PlaylistUpdated, SegmentReady
 from streamit.origin.store import PlaylistWriter, SegmentStore, SegmentStoreRegistry
-
-
-def segment(sequence: int) -> Segment:
-    return Segment(
-        sequence=sequence,
-        name=f"seg-{sequence:06d}.ts",
-        duration=Fraction(2),
-        program_date_time=datetime(2026, 1, 1, tzinfo=UTC),
-        discontinuity=False,
-        data=bytes([0x47]) * 188,
-    )
+from tests.origin.test_store import segment
 
 
 def test_writes_happen_on_another_thread_newest_text_wins(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ from streamit.hls.parts import (
     SegmentReady,
 )
 from streamit.media.frame import AudioConfig, Frame, VideoConfig
-from streamit.origin.store import SLUG_PATTERN, read_file
+from streamit.origin.store import SLUG_PATTERN, read_file, write_chunks_atomically
 
 log = logging.getLogger(__name__)
 
@@ -369,23 +369,6 @@ class LiveLlHls:
         finally:
             self.waiting -= 1
         return WaitOutcome.READY
-
-
-def write_chunks_atomically(path: Path, chunks: Sequence[bytes]) -> None:
-    """Write the concatenation of ``chunks`` to ``path`` through a temporary file and a rename.
-
-    :func:`~streamit.origin.store.write_atomically` for data in pieces: a segment's parts are written as
-    they are instead of being joined into one more copy of the segment first.  On failure the temporary
-    file is removed and the error raised; ``path`` is untouched.
-    """
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.writelines(chunks)
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def read_range(path: Path, offset: int, size: int) -> bytes:

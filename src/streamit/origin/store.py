@@ -35,10 +35,15 @@ def write_atomically(path: Path, data: bytes) -> None:
 
     On failure (disk full …) the temporary file is removed and the error raised; ``path`` is untouched.
     """
+    write_chunks_atomically(path, (data,))
+
+
+def write_chunks_atomically(path: Path, chunks: Iterable[bytes]) -> None:
+    """:func:`write_atomically` for data in pieces (an LL-HLS segment's parts), without joining them first."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            fh.writelines(chunks)
         os.replace(tmp, path)
     except OSError:
         tmp.unlink(missing_ok=True)
