@@ -27,7 +27,12 @@ def test_round_trip_and_fresh_ciphertexts() -> None:
 def test_other_secret_or_damage_decrypts_to_none() -> None:
     ciphertext = KeyVault("one").encrypt("sk_abc")
     assert KeyVault("two").decrypt(ciphertext) is None
-    assert KeyVault("one").decrypt(ciphertext[:-2]) is None
+    # Damage past the base64 padding, which newer cryptography releases accept missing.
+    body = ciphertext.rstrip("=")
+    assert KeyVault("one").decrypt(body[:-4]) is None
+    middle = len(body) // 2
+    flipped = "A" if body[middle] != "A" else "B"
+    assert KeyVault("one").decrypt(body[:middle] + flipped + body[middle + 1 :]) is None
     assert KeyVault("one").decrypt("not a token") is None
     assert KeyVault("one").decrypt("ü") is None
 

@@ -167,7 +167,7 @@ class RedisControlChannel:
                 down = True
                 await asyncio.sleep(1.0)
             finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
 
     async def close(self) -> None:
         """Close the connection pool."""

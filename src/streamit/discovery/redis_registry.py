@@ -15,10 +15,10 @@ from functools import partial
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from streamit.discovery.entry import EntrySigner
 from streamit.discovery.location import StreamLocation, is_valid_slug
