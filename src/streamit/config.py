@@ -62,9 +62,10 @@ class Settings(BaseSettings):
     """Seconds from accept until the RTMP handshake must be complete, however slowly bytes trickle in."""
     rtmp_idle_timeout: float = Field(30.0, gt=0, le=3600)
     """Seconds an RTMP connection may go without sending a byte before it is closed."""
-    rtmp_read_coalesce: float = Field(0.05, ge=0, le=0.5)
+    rtmp_read_coalesce: float = Field(0.1, ge=0, le=0.5)
     """Seconds a publisher's socket rests after each read, so one read carries several RTMP messages (fewer
-    event-loop wake-ups, less CPU per stream); 0 reads as soon as bytes arrive."""
+    event-loop wake-ups, less CPU per stream); 0 reads as soon as bytes arrive.  Frames wait up to this long
+    before they are packaged, so keep it well below ``hls_part_duration``."""
     malloc_mmap_threshold: int = Field(64 * 1024, ge=0, le=32 * 1024 * 1024)
     """Bytes from which glibc's malloc gives a block its own mapping, returned to the system when freed
     (ingest frees large buffers all the time; without it freed memory stays resident); 0 keeps glibc's
