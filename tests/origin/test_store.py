@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
@@ -232,3 +235,58 @@ def test_a_disk_filling_up_mid_segment_loses_no_byte(
     assert store.segment("seg-000000.ts") == b"a" * 188 + b"b" * 188 + b"c" * 188
     assert not (store.directory / "seg-000000.ts").exists()
     assert not list(store.directory.glob(".*.tmp"))
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc/self/fd (Linux)")
+def test_a_growing_segment_holds_one_descriptor_until_it_is_finished_or_abandoned(tmp_path: Path) -> None:
+    store = SegmentStore(tmp_path, "show", memory_segments=0)
+    before = open_descriptors()
+    store.apply([SegmentAppended("seg-000000.ts", b"a" * 188)])
+    store.apply([SegmentAppended("seg-000000.ts", b"b" * 188)])
+    assert open_descriptors() == before + 1
+    store.apply([SegmentReady(segment(0, b"c" * 188))])
+    assert open_descriptors() == before
+    assert (store.directory / "seg-000000.ts").read_bytes() == b"a" * 188 + b"b" * 188 + b"c" * 188
+    store.apply([SegmentAppended("seg-000001.ts", b"d" * 188)])
+    assert open_descriptors() == before + 1
+    store.close()
+    assert open_descriptors() == before
+    assert not list(store.directory.glob(".*.tmp"))
+
+
+def test_a_failed_chunked_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "seg-000000.m4s"
+    store_module.write_chunks_atomically(target, [b"ab", b"", b"cd"])
+    assert target.read_bytes() == b"abcd"
+
+    def refuse(source: Path, destination: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store_module.os, "replace", refuse)
+    with pytest.raises(OSError):
+        store_module.write_chunks_atomically(target, [b"new"])
+    assert target.read_bytes() == b"abcd" and sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+def test_chunks_are_written_whole_across_short_writes_and_many_buffers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writev = store_module.os.writev
+    calls: list[int] = []
+
+    def short(fd: int, buffers: Sequence[bytes]) -> int:
+        # At most 7 bytes a call, from however many buffers: every resumption path is taken.
+        calls.append(len(buffers))
+        head = b"".join(bytes(buffer) for buffer in buffers)[:7]
+        return writev(fd, [head])
+
+    monkeypatch.setattr(store_module.os, "writev", short)
+    chunks = [bytes([i % 251]) * (i % 5) for i in range(3000)]
+    target = tmp_path / "seg-000000.m4s"
+    store_module.write_chunks_atomically(target, chunks)
+    assert target.read_bytes() == b"".join(chunks)
+    assert max(calls) <= 1024
