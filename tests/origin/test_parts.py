@@ -133,17 +133,3 @@ def test_the_playlist_is_rendered_on_request_once_per_change(monkeypatch: pytest
     assert "#EXT-X-SKIP" in delta
     live.apply([PlaylistUpdated(live.packager.playlist_state())])
     assert live.playlist() == text and rendered[-1] is False and len(rendered) == 5
-
-
-def test_a_failed_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    target = tmp_path / "seg-000000.m4s"
-    origin_parts.write_chunks_atomically(target, [b"ab", b"", b"cd"])
-    assert target.read_bytes() == b"abcd"
-
-    def refuse(source: Path, destination: Path) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(origin_parts.os, "replace", refuse)
-    with pytest.raises(OSError):
-        origin_parts.write_chunks_atomically(target, [b"new"])
-    assert target.read_bytes() == b"abcd" and sorted(p.name for p in tmp_path.iterdir()) == [target.name]

@@ -36,8 +36,8 @@ from datetime import datetime
 from fractions import Fraction
 
 from streamit.errors import ConfigError, LocalProtocolError, NotFound
-from streamit.fmp4.fragment import Sample, TrackRun, media_fragment
-from streamit.fmp4.init import init_segment, track_info
+from streamit.fmp4.fragment import SampleColumns, fragment_chunks
+from streamit.fmp4.init import SAMPLE_FLAGS_SYNC, init_segment, track_info
 from streamit.fmp4.samples import SampleQueue
 from streamit.hls.llhls import (
     LlHlsPlaylist,
@@ -76,14 +76,28 @@ def part_name(msn: int, index: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    """One partial segment: a ``moof`` + ``mdat`` fragment."""
+    """One partial segment: a ``moof`` + ``mdat`` fragment, in ``chunks`` whose concatenation it is.
+
+    The chunks are the fragment's header and the frames' own bytes: a part is joined only by whoever needs
+    it in one piece (a request for it), and a segment goes to disk from its parts' chunks.
+    """
 
     msn: int
     index: int
     name: str
     duration: Fraction  # seconds
     independent: bool
-    data: bytes
+    chunks: tuple[bytes, ...]
+
+    @property
+    def data(self) -> bytes:
+        """The part's bytes (joined at each access)."""
+        return b"".join(self.chunks)
+
+    @property
+    def size(self) -> int:
+        """The part's length in bytes."""
+        return sum(map(len, self.chunks))
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +114,8 @@ class PartedSegment:
 
     @property
     def data(self) -> bytes:
-        """The segment's bytes."""
-        return b"".join(part.data for part in self.parts)
+        """The segment's bytes (joined at each access)."""
+        return b"".join([chunk for part in self.parts for chunk in part.chunks])
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,12 +355,9 @@ class LlHlsPackager:
         if not self._open:
             if kind is not self._cut or not sync:
                 return []  # a segment starts with a keyframe (or any audio frame when audio-only)
-            time, offset = queue.convert(frame)
-            events = self._start_segment(wallclock, time)
-            queue.push_converted(time, offset, sync, frame.data)
-            return events
-        time, offset = queue.convert(frame)  # raises before anything changes
-        queue.push_converted(time, offset, sync, frame.data)
+            time = queue.push(frame, sync)  # raises before anything changes
+            return self._start_segment(wallclock, time)
+        time = queue.push(frame, sync)  # raises before anything changes
         if kind is not self._cut:
             return []
         if sync and time - self._segment_start >= track.segment_ticks:
@@ -429,27 +440,26 @@ class LlHlsPackager:
         self._parts = []
         self._part_entries = []
 
-    def _runs(self, cut: int, timescale: int, flush: bool) -> list[TrackRun]:
-        runs: list[TrackRun] = []
-        for kind in (_VIDEO, _AUDIO):
-            track = self._tracks.get(kind)
+    def _runs(self, cut: int, timescale: int, flush: bool) -> list[SampleColumns]:
+        runs: list[SampleColumns] = []
+        for track, video in ((self._video_track, True), (self._audio_track, False)):
             if track is None:
                 continue
             if flush:
-                samples: list[Sample] = track.queue.flush()
+                run = track.queue.flush_columns(track.info_track_id, video)
             else:
                 # Samples starting before the cut, on this track's clock: d < cut·ts/ts_cut ⇔ d < ⌈…⌉.
                 until = -(-cut * track.timescale // timescale)
-                samples = track.queue.take(until)
-            if samples:
-                runs.append(TrackRun(track.info_track_id, samples, video=kind is _VIDEO))
+                run = track.queue.take_columns(until, track.info_track_id, video)
+            if run is not None:
+                runs.append(run)
         return runs
 
     def _close_part(self, cut: int, timescale: int, flush: bool = False) -> list[LlHlsEvent]:
         runs = self._runs(cut, timescale, flush)
         if not runs:
             return []
-        independent = runs[0].samples[0].sync
+        independent = runs[0].flags[0] == SAMPLE_FLAGS_SYNC
         msn, index = self._next_msn, len(self._parts)
         part = Part(
             msn=msn,
@@ -457,7 +467,7 @@ class LlHlsPackager:
             name=part_name(msn, index),
             duration=Fraction(cut - self._part_start, timescale),
             independent=independent,
-            data=media_fragment(self._fragment_sequence, runs),
+            chunks=tuple(fragment_chunks(self._fragment_sequence, runs)),
         )
         self._fragment_sequence += 1
         if part.duration > self._longest_part:

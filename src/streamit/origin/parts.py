@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import itertools
 import logging
 import os
 import re
@@ -33,6 +34,7 @@ from streamit.hls.parts import (
     InitSegmentReady,
     LlHlsEvent,
     LlHlsPackager,
+    Part,
     PartReady,
     PlaylistUpdated,
     SegmentExpired,
@@ -136,6 +138,8 @@ class LiveLlHls:
         self.max_waiters = max_waiters
         self.waiting = 0
         self._objects: dict[str, bytes] = {}
+        # Parts of the open segment, kept in their chunks (the frames' own bytes): joined only when requested.
+        self._open_parts: dict[str, Part] = {}
         # Parts of complete segments: (segment name, offset, size) within the segment's bytes, which are
         # in _objects when the disk refused them (or there is no directory), else on disk.
         self._ranges: dict[str, tuple[str, int, int]] = {}
@@ -201,6 +205,7 @@ class LiveLlHls:
             for path in self.directory.glob("seg-*.m4s"):
                 path.unlink(missing_ok=True)
         self._objects.clear()
+        self._open_parts.clear()
         self._ranges.clear()
         self._part_names.clear()
         self._state = None
@@ -226,7 +231,7 @@ class LiveLlHls:
             if isinstance(event, InitSegmentReady):
                 self._objects[event.name] = event.data
             elif isinstance(event, PartReady):
-                self._objects[event.part.name] = event.part.data
+                self._open_parts[event.part.name] = event.part
             elif isinstance(event, SegmentReady):
                 self._store_segment(event)
             elif isinstance(event, PlaylistUpdated):
@@ -239,6 +244,7 @@ class LiveLlHls:
                     (self.directory / event.name).unlink(missing_ok=True)
                 for name in event.part_names:
                     self._objects.pop(name, None)
+                    self._open_parts.pop(name, None)
                     self._ranges.pop(name, None)
         if changed:
             self._wake()
@@ -246,15 +252,17 @@ class LiveLlHls:
     def _store_segment(self, event: SegmentReady) -> None:
         """Keep a complete segment (on disk, else in memory); its parts become ranges of it."""
         segment = event.segment
-        chunks = [part.data for part in segment.parts]
+        chunks = list(itertools.chain.from_iterable([part.chunks for part in segment.parts]))
         if not self._write(segment.name, chunks):
             self._objects[segment.name] = b"".join(chunks)
         objects = self._objects
+        open_parts = self._open_parts
         ranges = self._ranges
         offset = 0
         for part in segment.parts:
-            size = len(part.data)
+            size = part.size
             objects.pop(part.name, None)
+            open_parts.pop(part.name, None)
             ranges[part.name] = (segment.name, offset, size)
             offset += size
         self._part_names.append(tuple(part.name for part in segment.parts))
@@ -277,7 +285,9 @@ class LiveLlHls:
     @property
     def memory_bytes(self) -> int:
         """Bytes of parts, segments and initialization segments held."""
-        return sum(len(data) for data in self._objects.values())
+        return sum(len(data) for data in self._objects.values()) + sum(
+            part.size for part in self._open_parts.values()
+        )
 
     def playlist(self, *, skip: bool = False) -> str:
         """The current playlist (a delta update with ``skip``); :class:`NotFound` before the first part."""
@@ -293,13 +303,18 @@ class LiveLlHls:
         return self._playlist
 
     def _holds(self, name: str) -> bool:
-        return name in self._objects or name in self._ranges
+        return name in self._objects or name in self._open_parts or name in self._ranges
 
     def object(self, name: str) -> bytes:
         """An init segment, segment or part by name; :class:`NotFound` when it is not (or no longer) held."""
         data = self._objects.get(name)
         if data is not None:
             return data
+        part = self._open_parts.get(name)
+        if part is not None:
+            # Joined per request, not kept: a copy would double the open segment's memory, and a part is
+            # asked of the origin by few clients (the edges) in the two seconds before it becomes a range.
+            return part.data
         span = self._ranges.get(name)
         if span is not None:
             segment, offset, size = span
