@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamit.errors import RemoteProtocolError, UnsupportedCodec
-from streamit.flv import FlvDemuxer, FlvTag, FlvTagType
+from streamit.flv import FlvDemuxer, FlvTag, FlvTagType, TimestampUnwrapper
 from streamit.media import AudioConfig, Frame, TrackKind, VideoConfig
 from streamit.media.frame import MILLISECONDS
 from streamit.media.h264 import build_avc_decoder_config, iter_nal_units
@@ -285,6 +285,19 @@ def test_timestamps_unwrap_per_track() -> None:
     # The audio track has its own clock, which has not wrapped.
     (audio,) = demuxer.feed_audio(0xFFFF_FFF8, b"\xaf\x01\x21")
     assert isinstance(audio, Frame) and audio.dts == 0xFFFF_FFF8
+
+
+@given(st.lists(st.integers(min_value=0, max_value=(1 << 32) - 1), min_size=1, max_size=30))
+def test_frame_timestamps_unwrap_as_the_unwrapper_does(timestamps: list[int]) -> None:
+    demuxer = FlvDemuxer()
+    demux(fixture_tags("main_320x180.flv")[:3], demuxer)
+    video, audio = TimestampUnwrapper(), TimestampUnwrapper()
+    frame = b"\x27\x01\x00\x00\x00\x00\x00\x00\x02\x41\x9a"
+    for timestamp in timestamps:
+        (video_frame,) = demuxer.feed_video(timestamp, frame)
+        (audio_frame,) = demuxer.feed_audio(timestamp, b"\xaf\x01\x21")
+        assert isinstance(video_frame, Frame) and video_frame.dts == video.unwrap(timestamp)
+        assert isinstance(audio_frame, Frame) and audio_frame.dts == audio.unwrap(timestamp)
 
 
 def sps_without_vui(width_mbs: int, height_mbs: int) -> bytes:

@@ -113,6 +113,24 @@ def test_pmt_version_changes_only_with_the_track_set() -> None:
     assert pmt.streams == [] and pmt.pcr_pid == 0x1FFF and pmt.version == version + 2
 
 
+@pytest.mark.parametrize("nal_type", [1, 5, 6, 7, 9])
+@pytest.mark.parametrize("keyframe", [False, True])
+@pytest.mark.parametrize("size", [1, 150, 5000])
+def test_single_nal_access_units_match_the_annexb_reference(nal_type: int, keyframe: bool, size: int) -> None:
+    # A lone non-IDR slice takes a shortcut past access_unit_split; every other single NAL unit does not.
+    nal = bytes((0x60 | nal_type,)) + bytes((i * 3) & 0xFF for i in range(size - 1))
+    data = len(nal).to_bytes(4, "big") + nal
+    frame = Frame(TrackKind.VIDEO, 80, 40, MILLISECONDS, keyframe, data)
+    params = parameter_sets_annexb(MEDIA.video.sps, MEDIA.video.pps)
+    expected = b"".join(access_unit_annexb(data, keyframe, params))
+    packets = TsMuxer(MEDIA.video, MEDIA.audio).mux(frame)
+    if nal_type == 9:  # an access unit delimiter alone: no access unit to write
+        assert packets == expected == b""
+        return
+    (pes,) = parse_pes(parse_packets(packets), VIDEO_PID)
+    assert pes.data == expected and (pes.pts, pes.dts) == (ts90(80), ts90(40))
+
+
 def test_pes_carry_the_frames_with_their_timestamps() -> None:
     muxer = TsMuxer(MEDIA.video, MEDIA.audio)
     packets = parse_packets(mux_all(muxer, MEDIA.frames))
@@ -433,14 +451,17 @@ def test_packetizing_whole_or_from_parts_matches_the_reference(
         return
     payload = head[:head_size] + body[start:end]
     expected = reference_packets(VIDEO_PID, cc, payload, adaptation)
-    joined, parts = _PidWriter(VIDEO_PID), _PidWriter(VIDEO_PID)
-    joined.cc = parts.cc = cc
+    joined, parts, into = _PidWriter(VIDEO_PID), _PidWriter(VIDEO_PID), _PidWriter(VIDEO_PID)
+    joined.cc = parts.cc = into.cc = cc
     assert joined.packetize(payload, adaptation) == expected
     assert parts.packetize_parts(head[:head_size], body, start, end, adaptation) == expected
-    assert parts.cc == joined.cc == (cc + len(expected) // 188) & 0xF
+    pieces: list[bytes | bytearray] = [b"before"]
+    assert into.packetize_parts_into(pieces, head[:head_size], body, start, end, adaptation) == len(expected)
+    assert b"".join(pieces) == b"before" + expected
+    assert parts.cc == joined.cc == into.cc == (cc + len(expected) // 188) & 0xF
 
 
-@pytest.mark.parametrize("size", [0, 1, 162, 163, 164, 347, 348, 1000, 8184])
+@pytest.mark.parametrize("size", [0, 1, 162, 163, 164, 346, 347, 348, 530, 531, 1000, 8184])
 @pytest.mark.parametrize("offset", [0, 20])
 def test_audio_pes_is_its_pes_header_adts_header_and_frame(size: int, offset: int) -> None:
     muxer = TsMuxer(MEDIA.video, MEDIA.audio)
@@ -450,6 +471,23 @@ def test_audio_pes_is_its_pes_header_adts_header_and_frame(size: int, offset: in
         size
     )
     assert out == _PidWriter(AUDIO_PID).packetize(header + data)
+
+
+@pytest.mark.parametrize("audio_frames_per_pes", [1, 3])
+def test_video_muxed_into_pieces_matches_mux(audio_frames_per_pes: int) -> None:
+    joined = TsMuxer(MEDIA.video, MEDIA.audio, audio_frames_per_pes=audio_frames_per_pes)
+    into = TsMuxer(MEDIA.video, MEDIA.audio, audio_frames_per_pes=audio_frames_per_pes)
+    for index, frame in enumerate(MEDIA.frames[:300]):
+        psi = index % 70 == 0
+        if frame.track is TrackKind.VIDEO:
+            pieces: list[bytes | bytearray] = []
+            size = into.mux_video_into(pieces, frame, psi=psi)
+            assert b"".join(pieces) == joined.mux(frame, psi=psi)
+            assert size == sum(map(len, pieces))
+        else:
+            assert into.mux(frame, psi=psi) == joined.mux(frame, psi=psi)
+    with pytest.raises(LocalProtocolError):
+        into.mux_video_into([], MEDIA.audio_frames[0])
 
 
 def test_an_aac_frame_too_large_for_adts_is_refused_without_a_trace() -> None:

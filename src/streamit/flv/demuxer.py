@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from fractions import Fraction
 
 from streamit.errors import RemoteProtocolError, UnsupportedCodec
-from streamit.flv.timestamps import TimestampUnwrapper
+from streamit.flv.timestamps import FAST_LIMIT, unwrap_timestamp
 from streamit.media.aac import parse_audio_specific_config
 from streamit.media.frame import MILLISECONDS, AudioConfig, Frame, TrackKind, VideoConfig
 from streamit.media.h264 import parse_avc_decoder_config, parse_sps, to_four_byte_lengths
@@ -110,8 +110,9 @@ class FlvDemuxer:
         self.dropped_before_config = 0
         self._nal_length_size = 4
         self._metadata: dict[str, object] = {}
-        self._video_clock = TimestampUnwrapper()
-        self._audio_clock = TimestampUnwrapper()
+        # The last unwrapped timestamp of each track (see streamit.flv.timestamps), None before the first.
+        self._video_dts: int | None = None
+        self._audio_dts: int | None = None
 
     @property
     def metadata(self) -> dict[str, object]:
@@ -208,7 +209,11 @@ class FlvDemuxer:
     def _video_frame(
         self, timestamp: int, offset: int, keyframe: bool, data: bytes
     ) -> list[VideoConfig | Frame]:
-        dts = self._video_clock.unwrap(timestamp)
+        last = self._video_dts
+        if last is not None and 0 <= last <= timestamp < FAST_LIMIT:
+            dts = self._video_dts = timestamp
+        else:
+            dts = self._video_dts = unwrap_timestamp(timestamp, last)
         if self.video_config is None:
             self.dropped_before_config += 1
             return []
@@ -234,6 +239,23 @@ class FlvDemuxer:
 
     def feed_audio(self, timestamp: int, payload: bytes) -> list[AudioConfig | Frame]:
         """Demux one audio tag body with its 32-bit millisecond ``timestamp``."""
+        # The common tag first, inline (a call costs as much as the rest): an AAC raw frame
+        # (SoundFormat 10, AACPacketType 1) of a configured track.
+        if (
+            len(payload) > 2
+            and payload[0] >> 4 == SOUND_FORMAT_AAC
+            and payload[1] == 1
+            and self.audio_config is not None
+        ):
+            last = self._audio_dts
+            if last is not None and 0 <= last <= timestamp < FAST_LIMIT:
+                dts = self._audio_dts = timestamp
+            else:
+                dts = self._audio_dts = unwrap_timestamp(timestamp, last)
+            data = payload[2:]
+            if type(data) is not bytes:
+                data = bytes(data)
+            return [Frame(_AUDIO, dts, dts, MILLISECONDS, True, data)]
         if not payload:
             return []
         sound_format = payload[0] >> 4
@@ -273,7 +295,7 @@ class FlvDemuxer:
         return config
 
     def _audio_frame(self, timestamp: int, data: bytes) -> list[AudioConfig | Frame]:
-        dts = self._audio_clock.unwrap(timestamp)
+        dts = self._audio_dts = unwrap_timestamp(timestamp, self._audio_dts)
         if self.audio_config is None:
             self.dropped_before_config += 1
             return []

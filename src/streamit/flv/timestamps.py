@@ -31,13 +31,22 @@ class TimestampUnwrapper:
 
     def unwrap(self, timestamp: int) -> int:
         """The unbounded value of the 32-bit ``timestamp``."""
-        if timestamp & _NOT_32_BITS:
-            raise LocalProtocolError(f"timestamp {timestamp} is not a 32-bit value")
-        last = self._last
-        if last is None:
-            value = timestamp
-        else:
-            delta = (timestamp - last) & _LOW_32_BITS
-            value = last + delta if delta < _HALF else last + delta - _WRAP
-        self._last = value
+        value = self._last = unwrap_timestamp(timestamp, self._last)
         return value
+
+
+FAST_LIMIT = _HALF
+"""While both the last value and a timestamp lie in ``0 .. FAST_LIMIT - 1`` and the timestamp does not go
+back, its unbounded value is the timestamp itself: callers on a per-frame path test this before calling
+:func:`unwrap_timestamp`, whose big-integer masks cost several times more."""
+
+
+def unwrap_timestamp(timestamp: int, last: int | None) -> int:
+    """The unbounded value of the 32-bit ``timestamp`` nearest to ``last`` (the previous unbounded value,
+    ``None`` for the first timestamp), as :meth:`TimestampUnwrapper.unwrap` places it."""
+    if timestamp & _NOT_32_BITS:
+        raise LocalProtocolError(f"timestamp {timestamp} is not a 32-bit value")
+    if last is None:
+        return timestamp
+    delta = (timestamp - last) & _LOW_32_BITS
+    return last + delta if delta < _HALF else last + delta - _WRAP

@@ -24,6 +24,7 @@ from streamit.mpegts.muxer import AAC_FRAME_SAMPLES, TsMuxer
 
 _DROP = Placement.DROP
 _START = Placement.START
+_VIDEO = TrackKind.VIDEO
 
 AUDIO_FRAMES_PER_PES = 1
 """AAC frames per PES by default: one.  Grouping (e.g. 5, as ffmpeg and nginx-rtmp do) saves about 27 % of
@@ -150,13 +151,19 @@ class HlsPackager:
         segmenter = self._segmenter
         decision = segmenter.decide(kind, dts, frame.keyframe)
         if decision is APPEND:
-            data = self._muxer.mux(frame)
+            if kind is _VIDEO:
+                # The packets' pieces go straight into the open segment: its join copies them once.
+                size = self._muxer.mux_video_into(self._open, frame)
+            else:
+                data = self._muxer.mux(frame)
+                size = len(data)
+                if size:
+                    self._open.append(data)
             # Deferred events are taken only now: a malformed frame (raised above) must not lose them.
             events = self._take_deferred() if self._deferred else []
             segmenter.accept(kind, dts, decision)
-            if data:
-                self._open.append(data)
-                self._open_size += len(data)
+            if size:
+                self._open_size += size
                 if self._open_size >= self._flush_bytes:
                     events.append(self._take_open())
             return events
@@ -164,16 +171,24 @@ class HlsPackager:
         if decision.closed_duration is not None or placement is _START:
             # Grouped audio belongs to the segment that is open now, before any cut.
             self._flush_audio()
-        data = b"" if placement is _DROP else self._muxer.mux(frame, psi=placement is _START)
+        pieces: list[bytes | bytearray] = []
+        if placement is _DROP:
+            size = 0
+        elif kind is _VIDEO:
+            size = self._muxer.mux_video_into(pieces, frame, psi=placement is _START)
+        else:
+            data = self._muxer.mux(frame, psi=placement is _START)
+            size = len(data)
+            pieces.append(data)
         events = self._take_deferred() if self._deferred else []
-        if not data and placement is _START:
+        if not size and placement is _START:
             return events  # an empty access unit cannot start a segment
         segmenter.accept(kind, dts, decision)
         if decision.closed_duration is not None:
             events.extend(self._close(decision.closed_duration))
         if placement is _START:
-            self._open = [data]
-            self._open_size = len(data)
+            self._open = pieces
+            self._open_size = size
             self._open_name = segment_name(self._next_sequence)
             self._open_time = wallclock
             # A discontinuity before the very first segment is no discontinuity for players.

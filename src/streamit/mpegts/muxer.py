@@ -28,6 +28,7 @@ from fractions import Fraction
 from streamit.errors import LocalProtocolError, RemoteProtocolError, UnsupportedCodec
 from streamit.media.aac import ADTS_HEADER_SIZE, SAMPLING_FREQUENCIES, AdtsWriter
 from streamit.media.frame import MPEG_TS_CLOCK, AudioConfig, Frame, TrackKind, VideoConfig
+from streamit.media.h264 import START_CODE, NalUnitType
 from streamit.mpegts.annexb import ACCESS_UNIT_DELIMITER, access_unit_split, parameter_sets_annexb
 from streamit.mpegts.psi import NULL_PID, pat_section, pmt_section
 
@@ -71,6 +72,9 @@ _pack_pcr_field = struct.Struct(">BIH").pack
 _VIDEO = TrackKind.VIDEO
 _AUDIO = TrackKind.AUDIO
 
+_NAL_NON_IDR_SLICE = int(NalUnitType.NON_IDR_SLICE)
+_unpack_nal_length = struct.Struct(">I").unpack_from
+
 AAC_FRAME_SAMPLES = 1024
 """Samples per AAC-LC frame (ISO/IEC 14496-3 §4.5.1.1)."""
 
@@ -91,11 +95,23 @@ _LENGTH_BYTES = tuple(bytes((length,)) for length in range(TS_PAYLOAD_SIZE))
 # starts with a whole access unit), PTS_DTS_flags, PES_header_data_length, then the 5-byte timestamps.
 _pack_pes_pts = struct.Struct(">3sBHBBBBHH").pack
 _pack_pes_pts_dts = struct.Struct(">3sBHBBBBHHBHH").pack
-# The same, for video: PES_packet_length 0 and the access unit delimiter that starts every access unit.
-_pack_video_pts = struct.Struct(">3sBHBBBBHH6s").pack
-_pack_video_pts_dts = struct.Struct(">3sBHBBBBHHBHH6s").pack
-# An audio PES header with PTS only, then the 7-byte ADTS header of its one AAC frame (as B, H, I).
-_pack_audio_pts_adts = struct.Struct(">3sBHBBBBHHBHI").pack
+# The same, for video (start code prefix and stream_id as one string, then PES_packet_length 0, the flag
+# bytes as one string): the access unit delimiter that starts every access unit follows.
+_pack_video_pts = struct.Struct(">4sH3sBHH6s").pack
+_pack_video_pts_dts = struct.Struct(">4sH3sBHHBHH6s").pack
+_PES_START_VIDEO = bytes((0x00, 0x00, 0x01, VIDEO_STREAM_ID))
+_PES_PTS_FLAGS = bytes((0x84, 0x80, 5))
+_PES_PTS_DTS_FLAGS = bytes((0x84, 0xC0, 10))
+# An audio PES header with PTS only, then the 7-byte ADTS header of its one AAC frame: the constant bytes
+# as strings, the ADTS header's first 3 (fixed) bytes, then its last 4, which hold aac_frame_length.
+_pack_audio_pts_adts = struct.Struct(">4sH3sBHH3sI").pack
+_AUDIO_PES_START = bytes((0x00, 0x00, 0x01, AUDIO_STREAM_ID))
+_AUDIO_PES_FLAGS = bytes((0x84, 0x80, 5))
+_AUDIO_HEADER_SIZE = 14 + ADTS_HEADER_SIZE
+_AUDIO_FIRST_TAKE = TS_PAYLOAD_SIZE - _AUDIO_HEADER_SIZE
+"""Bytes of an AAC frame in the first packet of its PES (after the PES and ADTS headers)."""
+# A whole first packet of such a PES: the 4-byte packet header, the above, then the frame's first bytes.
+_pack_audio_first_packet = struct.Struct(f">4s4sH3sBHH3sI{_AUDIO_FIRST_TAKE}s").pack
 
 _ADTS_LENGTH_FIELD = 0x1FFF << 13  # aac_frame_length in the 56-bit ADTS header
 _ADTS_MAX_PAYLOAD = 0x1FFF - ADTS_HEADER_SIZE
@@ -137,38 +153,6 @@ def pes_header(stream_id: int, pts: int, dts: int, payload_size: int | None) -> 
     )
 
 
-def _video_pes_header(pts: int, dts: int) -> bytes:
-    """:func:`pes_header` of an unbounded video PES, followed by the access unit delimiter."""
-    if pts == dts:
-        return _pack_video_pts(
-            b"\x00\x00\x01",
-            VIDEO_STREAM_ID,
-            0,
-            0x84,
-            0x80,
-            5,
-            0x21 | ((pts >> 29) & 0x0E),
-            ((pts >> 14) & 0xFFFE) | 1,
-            ((pts << 1) & 0xFFFE) | 1,
-            ACCESS_UNIT_DELIMITER,
-        )
-    return _pack_video_pts_dts(
-        b"\x00\x00\x01",
-        VIDEO_STREAM_ID,
-        0,
-        0x84,
-        0xC0,
-        10,
-        0x31 | ((pts >> 29) & 0x0E),
-        ((pts >> 14) & 0xFFFE) | 1,
-        ((pts << 1) & 0xFFFE) | 1,
-        0x11 | ((dts >> 29) & 0x0E),
-        ((dts >> 14) & 0xFFFE) | 1,
-        ((dts << 1) & 0xFFFE) | 1,
-        ACCESS_UNIT_DELIMITER,
-    )
-
-
 _SPLIT_BLOCK = 128
 """Most continuation packets cut from a payload by one ``struct`` call; longer payloads take several."""
 
@@ -195,6 +179,7 @@ class _PidWriter:
     __slots__ = (
         "_adapted",
         "_adapted_start",
+        "_interleaved",
         "_plain",
         "_plain_cycle",
         "_plain_start",
@@ -218,6 +203,7 @@ class _PidWriter:
         # The continuation headers of up to _SPLIT_BLOCK packets from any counter, as one tuple slice.
         self._plain_cycle = self._plain * ((15 + _SPLIT_BLOCK) // 16 + 1)
         self._plain_start = headers(True, False)
+        self._interleaved = _interleaved_headers(pid, self._plain)
         self._adapted = headers(False, True)
         self._adapted_start = headers(True, True)
 
@@ -267,6 +253,55 @@ class _PidWriter:
             return b"".join(first)
         return self._continue(first, body, offset, end, cc)
 
+    def packetize_parts_into(
+        self,
+        out: list[bytes | bytearray],
+        head: bytes,
+        body: bytes,
+        start: int,
+        end: int,
+        adaptation: bytes = b"",
+    ) -> int:
+        """:meth:`packetize_parts`, appending the pieces of the packets to ``out`` instead of joining them
+        (whoever joins ``out`` copies the bytes once); returns the packets' size in bytes."""
+        room = TS_PAYLOAD_SIZE - 1 - len(adaptation) if adaptation else TS_PAYLOAD_SIZE
+        take = room - len(head)
+        if take < 0 or end - start <= take:
+            packets = self.packetize(head + body[start:end], adaptation)
+            out.append(packets)
+            return len(packets)
+        cc = self.cc
+        offset = start + take
+        if adaptation:
+            out += (
+                self._adapted_start[cc],
+                _LENGTH_BYTES[len(adaptation)],
+                adaptation,
+                head,
+                body[start:offset],
+            )
+        else:
+            out += (self._plain_start[cc], head, body[start:offset])
+        count, remainder = divmod(end - offset, TS_PAYLOAD_SIZE)
+        size = (1 + count + (remainder > 0)) * TS_PACKET_SIZE
+        cc = (cc + 1) & 0xF
+        interleaved = self._interleaved
+        while count:
+            # A copy of the headers already interleaved with placeholders, whose places the payloads
+            # take in one slice assignment: no Python loop per packet.
+            n = count if count < _SPLIT_BLOCK else _SPLIT_BLOCK
+            block = interleaved[cc][: 2 * n]
+            block[1::2] = (_splitters.get(n) or _splitter(n))(body, offset)
+            out += block
+            offset += n * TS_PAYLOAD_SIZE
+            cc = (cc + n) & 0xF
+            count -= n
+        if remainder:
+            out += (self._adapted[cc], _STUFFING[remainder], body[offset:end])
+            cc = (cc + 1) & 0xF
+        self.cc = cc
+        return size
+
     def _continue(self, first: list[bytes], body: bytes, offset: int, end: int, cc: int) -> bytes | bytearray:
         """The packets of a PES whose first packet (counter ``cc``) is the pieces ``first``, continued
         with ``body[offset:end]``: whole 184-byte continuation packets, then one stuffed to 188 bytes.
@@ -313,6 +348,23 @@ class _PidWriter:
         return out
 
 
+_interleaved_by_pid: dict[int, tuple[list[bytes], ...]] = {}
+
+
+def _interleaved_headers(pid: int, plain: tuple[bytes, ...]) -> tuple[list[bytes], ...]:
+    """For each first continuity counter, the continuation headers of ``_SPLIT_BLOCK`` packets of ``pid``
+    each followed by a placeholder for its payload: sliced, never changed, and shared by every writer of
+    the PID (a few KiB per PID, not per stream)."""
+    templates = _interleaved_by_pid.get(pid)
+    if templates is None:
+        templates = tuple(
+            [piece for i in range(_SPLIT_BLOCK) for piece in (plain[(first + i) & 0xF], b"")]
+            for first in range(16)
+        )
+        _interleaved_by_pid[pid] = templates
+    return templates
+
+
 def _counters(first: int, count: int) -> bytes:
     """Byte 3 of ``count`` payload-only packets whose continuity counters start at ``first``."""
     first &= 0xF
@@ -345,7 +397,8 @@ class TsMuxer:
         self._audio: AudioConfig | None = None
         self._parameter_sets = b""
         self._adts: AdtsWriter | None = None
-        self._adts_fixed = 0
+        self._adts_prefix = b""
+        self._adts_low = 0
         self._pat = _PidWriter(PAT_PID)
         self._pmt = _PidWriter(PMT_PID)
         self._video_writer = _PidWriter(VIDEO_PID)
@@ -396,7 +449,9 @@ class TsMuxer:
                 raise UnsupportedCodec(f"audio codec {config.codec!r} cannot be muxed into MPEG-TS")
             self._adts = AdtsWriter(config)
             # The header's fixed fields, so that per frame only aac_frame_length is ORed in.
-            self._adts_fixed = int.from_bytes(self._adts.header(0), "big") & ~_ADTS_LENGTH_FIELD
+            fixed = self._adts.header(0)
+            self._adts_prefix = fixed[:3]
+            self._adts_low = int.from_bytes(fixed[3:], "big") & ~_ADTS_LENGTH_FIELD
             self._audio = config
             # The core rate: an HE-AAC frame doubles both its samples and its output rate.
             self._audio_frame_ticks = (
@@ -449,8 +504,6 @@ class TsMuxer:
     def mux(self, frame: Frame, *, psi: bool = False) -> bytes | bytearray:
         """The TS packets (a multiple of 188 bytes) carrying ``frame`` as one PES packet.
 
-        Large PES come back as a new :class:`bytearray` (cheaper to build), which the caller owns.
-
         With ``psi`` the packets are preceded by :meth:`psi`, as at the start of a segment.  Returns
         ``b""`` for a video frame without any NAL unit (and then writes no PSI either).  With audio
         grouping an audio frame may be held for a later PES (see the module docstring): the packets
@@ -460,45 +513,17 @@ class TsMuxer:
         :class:`RemoteProtocolError` for malformed frame data or a PTS before its DTS; an error leaves the
         muxer's state (continuity counters, PCR schedule) untouched.
         """
-        time_base = frame.time_base
-        if time_base is not self._time_base:
-            self._time_base = time_base
-            # Reduced once per time base: most conversions (1/1000 → 1/90000) become one multiplication.
-            ratio = time_base / MPEG_TS_CLOCK
-            self._scale = (ratio.numerator, ratio.denominator)
+        if frame.track is _VIDEO:
+            out: list[bytes | bytearray] = []
+            self.mux_video_into(out, frame, psi=psi)
+            return b"".join(out)
+        if frame.time_base is not self._time_base:
+            self._set_time_base(frame.time_base)
         numerator, denominator = self._scale
         dts = frame.dts * numerator // denominator
         pts = dts if frame.pts == frame.dts else frame.pts * numerator // denominator
         if pts < dts:
             raise RemoteProtocolError(f"frame PTS {frame.pts} precedes its DTS {frame.dts}")
-        if frame.track is _VIDEO:
-            if self._video is None:
-                raise LocalProtocolError("video frame muxed before a video configuration was set")
-            keyframe = frame.keyframe
-            data = frame.data
-            split = access_unit_split(data, keyframe, self._parameter_sets)
-            if split is None:
-                return b""
-            pieces, last_start, last_end = split
-            pieces[0] = _video_pes_header(
-                (pts + TIMESTAMP_OFFSET) & _TIMESTAMP_MASK, (dts + TIMESTAMP_OFFSET) & _TIMESTAMP_MASK
-            )
-            # Audio grouped so far goes first, unless it could still wait without falling behind the PCR.
-            head = (
-                self.flush_audio()
-                if self._pending_audio and (psi or dts - self._pending_dts >= PCR_LEAD)
-                else b""
-            )
-            if psi:
-                head += self.psi()
-            if self._pcr_is_due(dts, keyframe):
-                adaptation = self._pcr_field(dts, _AF_PCR | _AF_RANDOM_ACCESS if keyframe else _AF_PCR)
-            else:
-                adaptation = _RANDOM_ACCESS_ONLY if keyframe else b""
-            packets = self._video_writer.packetize_parts(
-                b"".join(pieces), data, last_start, last_end, adaptation
-            )
-            return head + packets if head else packets
         adts = self._adts
         if adts is None:
             raise LocalProtocolError("audio frame muxed before an audio configuration was set")
@@ -506,22 +531,56 @@ class TsMuxer:
         if self._audio_frames_per_pes == 1:
             # Every frame its own PES: nothing is ever pending, so no grouping state is kept.
             size = len(data)
-            if pts == dts and size <= _ADTS_MAX_PAYLOAD:
+            rest = size - _AUDIO_FIRST_TAKE
+            if pts == dts and 0 < rest < 2 * TS_PAYLOAD_SIZE and not psi and self._video is not None:
+                # The common AAC frame (2 or 3 packets), cut here without further calls: what
+                # _PidWriter.packetize_parts would write.  The first packet is one pack, whose "163s"
+                # takes the frame's first bytes.
+                writer = self._audio_writer
+                cc = writer.cc
                 stamp = (pts + TIMESTAMP_OFFSET) & _TIMESTAMP_MASK
-                adts_header = self._adts_fixed | ((size + ADTS_HEADER_SIZE) << 13)
-                header = _pack_audio_pts_adts(
-                    b"\x00\x00\x01",
-                    AUDIO_STREAM_ID,
-                    size + ADTS_HEADER_SIZE + 8,
-                    0x84,
-                    0x80,
-                    5,
+                first = _pack_audio_first_packet(
+                    writer._plain_start[cc],
+                    _AUDIO_PES_START,
+                    size + _AUDIO_HEADER_SIZE - 6,  # PES_packet_length counts from after itself
+                    _AUDIO_PES_FLAGS,
                     0x21 | ((stamp >> 29) & 0x0E),
                     ((stamp >> 14) & 0xFFFE) | 1,
                     ((stamp << 1) & 0xFFFE) | 1,
-                    adts_header >> 48,
-                    (adts_header >> 32) & 0xFFFF,
-                    adts_header & 0xFFFFFFFF,
+                    self._adts_prefix,
+                    self._adts_low | ((size + ADTS_HEADER_SIZE) << 13),
+                    data,
+                )
+                if rest < TS_PAYLOAD_SIZE:
+                    writer.cc = (cc + 2) & 0xF
+                    return b"".join(
+                        (first, writer._adapted[(cc + 1) & 0xF], _STUFFING[rest], data[_AUDIO_FIRST_TAKE:])
+                    )
+                if rest == TS_PAYLOAD_SIZE:
+                    writer.cc = (cc + 2) & 0xF
+                    return b"".join((first, writer._plain[(cc + 1) & 0xF], data[_AUDIO_FIRST_TAKE:]))
+                writer.cc = (cc + 3) & 0xF
+                return b"".join(
+                    (
+                        first,
+                        writer._plain[(cc + 1) & 0xF],
+                        data[_AUDIO_FIRST_TAKE : _AUDIO_FIRST_TAKE + TS_PAYLOAD_SIZE],
+                        writer._adapted[(cc + 2) & 0xF],
+                        _STUFFING[rest - TS_PAYLOAD_SIZE],
+                        data[_AUDIO_FIRST_TAKE + TS_PAYLOAD_SIZE :],
+                    )
+                )
+            if pts == dts and size <= _ADTS_MAX_PAYLOAD:
+                stamp = (pts + TIMESTAMP_OFFSET) & _TIMESTAMP_MASK
+                header = _pack_audio_pts_adts(
+                    _AUDIO_PES_START,
+                    size + _AUDIO_HEADER_SIZE - 6,
+                    _AUDIO_PES_FLAGS,
+                    0x21 | ((stamp >> 29) & 0x0E),
+                    ((stamp >> 14) & 0xFFFE) | 1,
+                    ((stamp << 1) & 0xFFFE) | 1,
+                    self._adts_prefix,
+                    self._adts_low | ((size + ADTS_HEADER_SIZE) << 13),
                 )
             else:
                 unit_header = adts.header(size)
@@ -534,7 +593,7 @@ class TsMuxer:
                     )
                     + unit_header
                 )
-            head = self.psi() if psi else b""
+            head: bytes | bytearray = self.psi() if psi else b""
             if self._video is None:
                 packets = self._write_pes(self._audio_writer, header + data, dts, False, carries_pcr=True)
             else:
@@ -560,6 +619,92 @@ class TsMuxer:
         if len(pending) >= self._audio_frames_per_pes:
             head += self.flush_audio()
         return head
+
+    def mux_video_into(self, out: list[bytes | bytearray], frame: Frame, *, psi: bool = False) -> int:
+        """:meth:`mux` of a video frame, appending the pieces of the packets to ``out`` instead of joining
+        them; returns their size in bytes (0 for a frame without any NAL unit).
+
+        A caller that gathers packets to join them later copies every byte once instead of twice.
+        """
+        if frame.time_base is not self._time_base:
+            self._set_time_base(frame.time_base)
+        numerator, denominator = self._scale
+        dts = frame.dts * numerator // denominator
+        pts = dts if frame.pts == frame.dts else frame.pts * numerator // denominator
+        if pts < dts:
+            raise RemoteProtocolError(f"frame PTS {frame.pts} precedes its DTS {frame.dts}")
+        if frame.track is not _VIDEO:
+            raise LocalProtocolError("mux_video_into() takes video frames only")
+        if self._video is None:
+            raise LocalProtocolError("video frame muxed before a video configuration was set")
+        keyframe = frame.keyframe
+        data = frame.data
+        last_end = len(data)
+        # pes_header() of an unbounded video PES, followed by the access unit delimiter.
+        pes_pts = (pts + TIMESTAMP_OFFSET) & _TIMESTAMP_MASK
+        pes_dts = (dts + TIMESTAMP_OFFSET) & _TIMESTAMP_MASK
+        if pes_pts == pes_dts:
+            header = _pack_video_pts(
+                _PES_START_VIDEO,
+                0,
+                _PES_PTS_FLAGS,
+                0x21 | ((pes_pts >> 29) & 0x0E),
+                ((pes_pts >> 14) & 0xFFFE) | 1,
+                ((pes_pts << 1) & 0xFFFE) | 1,
+                ACCESS_UNIT_DELIMITER,
+            )
+        else:
+            header = _pack_video_pts_dts(
+                _PES_START_VIDEO,
+                0,
+                _PES_PTS_DTS_FLAGS,
+                0x31 | ((pes_pts >> 29) & 0x0E),
+                ((pes_pts >> 14) & 0xFFFE) | 1,
+                ((pes_pts << 1) & 0xFFFE) | 1,
+                0x11 | ((pes_dts >> 29) & 0x0E),
+                ((pes_dts >> 14) & 0xFFFE) | 1,
+                ((pes_dts << 1) & 0xFFFE) | 1,
+                ACCESS_UNIT_DELIMITER,
+            )
+        if (
+            not keyframe
+            and last_end > 4
+            and data[4] & 0x1F == _NAL_NON_IDR_SLICE
+            and _unpack_nal_length(data, 0)[0] == last_end - 4
+        ):
+            # The common access unit, a single non-IDR slice: what access_unit_split gives, without the call.
+            head = header + START_CODE
+            last_start = 4
+        else:
+            split = access_unit_split(data, keyframe, self._parameter_sets)
+            if split is None:
+                return 0
+            pieces, last_start, last_end = split
+            pieces[0] = header  # it ends with the access unit delimiter
+            head = b"".join(pieces)
+        # Audio grouped so far goes first, unless it could still wait without falling behind the PCR.
+        flushed = (
+            self.flush_audio()
+            if self._pending_audio and (psi or dts - self._pending_dts >= PCR_LEAD)
+            else b""
+        )
+        if psi:
+            flushed += self.psi()
+        if self._pcr_is_due(dts, keyframe):
+            adaptation = self._pcr_field(dts, _AF_PCR | _AF_RANDOM_ACCESS if keyframe else _AF_PCR)
+        else:
+            adaptation = _RANDOM_ACCESS_ONLY if keyframe else b""
+        if flushed:
+            out.append(flushed)
+        return len(flushed) + self._video_writer.packetize_parts_into(
+            out, head, data, last_start, last_end, adaptation
+        )
+
+    def _set_time_base(self, time_base: Fraction) -> None:
+        self._time_base = time_base
+        # Reduced once per time base: most conversions (1/1000 → 1/90000) become one multiplication.
+        ratio = time_base / MPEG_TS_CLOCK
+        self._scale = (ratio.numerator, ratio.denominator)
 
     def flush_audio(self) -> bytes | bytearray:
         """The TS packets of the audio frames grouped so far, as one PES; ``b""`` if there are none."""

@@ -77,7 +77,9 @@ class Channel:
         """Stream sink: package one config or frame and store what the packager produced."""
         if isinstance(item, Frame):
             now = datetime.now(UTC)
-            self.store.apply(self.packager.on_frame(item, now))
+            events = self.packager.on_frame(item, now)
+            if events:  # most frames only join the open segment
+                self.store.apply(events)
             if self.ll is not None:
                 self.ll.on_frame(item, now)
         else:
