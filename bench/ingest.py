@@ -13,7 +13,7 @@ pre-encoded 3 Mbit/s 720p30 H.264/AAC clip with a 2 s GOP) this measures, over a
 Run with the project's venv::
 
     .venv/bin/python bench/ingest.py [--n 1,10,30] [--runs 3] [--duration 20] \
-        [--servers nginx,streamit] [--output docs/benchmarks.md] [--smoke]
+        [--servers nginx,streamit,streamit-ts] [--output docs/benchmarks.md] [--smoke]
 
 Only the standard library and httpx are used. Every process started is put in its own process group and
 the whole group is killed on exit, Ctrl-C, SIGTERM or error.
@@ -350,6 +350,12 @@ LATE_LIMIT = 1.0
 
 FULL_COUNTS = (1, 10, 30, 60, 100)
 """Publisher counts of ``--full``."""
+
+SERVERS = ("nginx", "streamit", "streamit-ts")
+"""The servers compared by default: nginx-rtmp, Streamit as it comes (TS + LL-HLS), Streamit with TS only."""
+
+STREAMIT_API = "/api/v1"
+"""Where ``streamit serve`` serves its API (streams are created there, with one token made by the CLI)."""
 
 WATCH_INTERVAL = 0.1
 """How often the playlist files are checked for a change (s): the resolution of lateness and lag."""
@@ -691,7 +697,7 @@ class NginxServer:
 
 
 class StreamitServer:
-    """``streamit serve`` on 127.0.0.1 with a fresh data directory; streams made with ``streamit streams``."""
+    """``streamit serve`` on 127.0.0.1 with a fresh data directory; streams made through its API."""
 
     name = "streamit"
 
@@ -727,8 +733,9 @@ class StreamitServer:
             wait_until(lambda: self._healthy() and port_accepts(self.rtmp_port), proc, 30, "streamit serve")
         except BenchError as exc:
             raise BenchError(f"{exc}\n{log_tail(log)}") from None
+        token = self._create_token()
         for i in range(1, n + 1):
-            created = self._create_stream(i)
+            created = self._create_stream(i, token)
             self.stream_keys[i] = created["stream_key"]
             self.slugs[i] = created["slug"]
         return proc.pid
@@ -740,19 +747,37 @@ class StreamitServer:
             return False
         return response.status_code == 200
 
-    def _create_stream(self, i: int) -> dict[str, str]:
+    def _create_token(self) -> str:
+        """An API token, made with ``streamit tokens create`` (one CLI start, not one per stream)."""
         argv = [
-            str(self.executable), "streams", "create", f"bench {i}", "--slug", f"bench-{i}", "--json",
+            str(self.executable), "tokens", "create", "--name", "bench", "--json",
             "--data-dir", str(self.data_dir),
         ]  # fmt: skip
         done = subprocess.run(argv, capture_output=True, text=True, env=self.env, timeout=60)
         if done.returncode != 0:
             raise BenchError(f"{shlex.join(argv)} failed ({done.returncode}):\n{done.stderr.strip()}")
         try:
-            created = json.loads(done.stdout)
-            return {"stream_key": str(created["stream_key"]), "slug": str(created["slug"])}
+            return str(json.loads(done.stdout)["token"])
         except (ValueError, KeyError, TypeError):
             raise BenchError(f"unexpected output from {shlex.join(argv)}:\n{done.stdout[:500]}") from None
+
+    def _create_stream(self, i: int, token: str) -> dict[str, str]:
+        """Stream ``i`` (slug ``bench-i``) through the API: ``POST /api/v1/streams``."""
+        url = f"http://127.0.0.1:{self.http_port}{STREAMIT_API}/streams"
+        try:
+            response = httpx.post(
+                url,
+                json={"title": f"bench {i}", "slug": f"bench-{i}"},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30.0,
+                trust_env=False,
+            )
+        except httpx.HTTPError as exc:
+            raise BenchError(f"POST {url} failed: {exc}") from None
+        if response.status_code != 201:
+            raise BenchError(f"POST {url}: HTTP {response.status_code}: {response.text[:500]}")
+        created = response.json()
+        return {"stream_key": str(created["stream_key"]), "slug": str(created["slug"])}
 
     def publish_url(self, i: int) -> str:
         return f"rtmp://127.0.0.1:{self.rtmp_port}/live/{self.stream_keys[i]}"
@@ -762,6 +787,20 @@ class StreamitServer:
 
     def playlist_path(self, i: int) -> Path:
         return self.data_dir / "hls" / self.slugs[i] / "index.m3u8"
+
+
+class StreamitTsServer(StreamitServer):
+    """``streamit serve`` packaging what nginx-rtmp's ``hls on`` packages: MPEG-TS HLS only, LL-HLS off.
+
+    Streamit's default also packages every stream as LL-HLS (fMP4 parts and segments written beside the TS
+    ones); this variant compares like for like.
+    """
+
+    name = "streamit-ts"
+
+    def __init__(self, run_dir: Path, executable: Path) -> None:
+        super().__init__(run_dir, executable)
+        self.env["STREAMIT_HLS_LOW_LATENCY"] = "false"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -845,6 +884,8 @@ def make_server(name: str, run_dir: Path, settings: Settings) -> Server:
         return NginxServer(run_dir)
     if name == "streamit":
         return StreamitServer(run_dir, settings.streamit_executable)
+    if name == "streamit-ts":
+        return StreamitTsServer(run_dir, settings.streamit_executable)
     raise BenchError(f"unknown server {name!r}")
 
 
@@ -1051,23 +1092,27 @@ def results_tables(
         parts.append("No ratio table: it needs `--servers nginx,streamit`.")
     else:
         by_key = {(s.server, s.n): s for s in summaries}
+        like_for_like = "streamit-ts" in settings.servers
         rows = []
         for n in settings.counts:
             st, ng = by_key[("streamit", n)], by_key[("nginx", n)]
-            rows.append(
-                [
-                    str(n),
-                    ratio(st.cpu_ms_per_stream_s, ng.cpu_ms_per_stream_s),
-                    ratio(st.rss_mib, ng.rss_mib),
-                    ratio(st.rss_per_stream_mib, ng.rss_per_stream_mib),
-                    ratio(st.first_segment_median, ng.first_segment_median),
-                ]
-            )
+            row = [str(n), ratio(st.cpu_ms_per_stream_s, ng.cpu_ms_per_stream_s)]
+            if like_for_like:
+                ts = by_key[("streamit-ts", n)]
+                row.append(ratio(ts.cpu_ms_per_stream_s, ng.cpu_ms_per_stream_s))
+            row += [
+                ratio(st.rss_mib, ng.rss_mib),
+                ratio(st.rss_per_stream_mib, ng.rss_per_stream_mib),
+                ratio(st.first_segment_median, ng.first_segment_median),
+            ]
+            rows.append(row)
+        header = ["N", "server CPU per stream-s"]
+        if like_for_like:
+            header.append("server CPU per stream-s, TS only (streamit-ts)")
+        header += ["RSS total", "RSS per extra stream", "first segment"]
         parts.append(
             "Ratio streamit / nginx (below 1.00× means Streamit uses less / is faster):\n\n"
-            + markdown_table(
-                ["N", "server CPU per stream-s", "RSS total", "RSS per extra stream", "first segment"], rows
-            )
+            + markdown_table(header, rows)
         )
     reference = fmt(median_or_none(references), 2)
     parts.append(
@@ -1177,7 +1222,9 @@ children) is taken over a {settings.duration:g} s window. RSS is the sum of VmRS
 counts as live if its publisher is still running and its playlist changed during the window. Values are
 medians over {settings.runs} run(s). nginx-rtmp: `worker_processes 1`, `live on; hls on; hls_fragment 2s;
 hls_playlist_length 12s`, playlists served by nginx's http module. Streamit: `streamit serve` with default
-settings (2 s segments, 6 in the playlist).
+settings (2 s segments, 6 in the playlist), which package every stream twice: MPEG-TS HLS and LL-HLS (fMP4
+parts and segments, also written to disk). streamit-ts: the same with `STREAMIT_HLS_LOW_LATENCY=false`, so
+MPEG-TS HLS only, as nginx-rtmp's `hls on`.
 
 {results_tables(results, settings, references)}
 
@@ -1336,7 +1383,11 @@ def parse_args(argv: Sequence[str]) -> tuple[Settings, Path | None, bool]:
     parser.add_argument("--runs", type=int, default=None, help="runs per configuration (default 3)")
     parser.add_argument("--duration", type=float, default=None, help="measurement window, s (default 20)")
     parser.add_argument("--warmup", type=float, default=None, help="warm-up after publishing, s (default 5)")
-    parser.add_argument("--servers", default="nginx,streamit", help="servers to compare (nginx,streamit)")
+    parser.add_argument(
+        "--servers",
+        default=",".join(SERVERS),
+        help=f"servers to compare (default {','.join(SERVERS)}; streamit-ts is Streamit without LL-HLS)",
+    )
     parser.add_argument(
         "--output", type=Path, default=None, help="markdown report (default docs/benchmarks.md)"
     )
@@ -1366,7 +1417,7 @@ def parse_args(argv: Sequence[str]) -> tuple[Settings, Path | None, bool]:
     counts = tuple(int(x) for x in (args.n or default_counts).split(","))
     servers = tuple(s.strip() for s in args.servers.split(",") if s.strip())
     for name in servers:
-        if name not in ("nginx", "streamit"):
+        if name not in SERVERS:
             parser.error(f"unknown server {name!r}")
     if not counts or min(counts) < 1:
         parser.error("--n needs positive counts")

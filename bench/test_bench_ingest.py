@@ -20,9 +20,11 @@ from ingest import (
     PlaylistWatcher,
     SegmentSeen,
     Settings,
+    StreamitTsServer,
     all_proc_stats,
     http_json,
     ingest_json,
+    make_server,
     parse_args,
     parse_playlist,
     parse_proc_stat,
@@ -192,6 +194,30 @@ def test_report_has_ratios_and_the_command() -> None:
     assert numbers["clip"]["keyframe_times"] == [0.0, 2.0] and numbers["ffmpeg_hls_first_segment_s"] == 2.1
 
 
+def test_report_compares_streamit_with_ts_only_like_for_like() -> None:
+    settings = Settings(
+        counts=(2,),
+        runs=1,
+        duration=10.0,
+        warmup=5.0,
+        servers=("nginx", "streamit", "streamit-ts"),
+        first_segment_timeout=30.0,
+        streamit_executable=Path("streamit"),
+        keep=False,
+    )
+    results = [
+        _cell("nginx", 1, 0.4, 14, (2.0, 2.0)),
+        _cell("streamit", 1, 0.6, 28, (3.0, 3.0)),
+        _cell("streamit-ts", 1, 0.3, 28, (3.0, 3.0)),
+    ]
+    report = render_report(results, settings, [2.1], ClipFacts("h264 1280x720", (0.0, 2.0)), "bench")
+    assert "TS only (streamit-ts)" in report and "STREAMIT_HLS_LOW_LATENCY=false" in report
+    assert "| 2 | 1.50× | 0.75× | 2.00× | 4.50× | 1.50× |" in report
+    assert isinstance(make_server("streamit-ts", Path("/nonexistent"), settings), StreamitTsServer)
+    env = make_server("streamit-ts", Path("/nonexistent"), settings).env  # type: ignore[attr-defined]
+    assert env["STREAMIT_HLS_LOW_LATENCY"] == "false"
+
+
 def test_http_json_takes_medians_per_target_and_server() -> None:
     results = [
         HttpResult(run, "playlist", server, rps, rps / 1000, 1.0, 0, 1.0, 10.0)
@@ -208,7 +234,7 @@ def test_parse_args_defaults_and_smoke() -> None:
     settings, output, smoke = parse_args([])
     assert settings.counts == (1, 10, 30)
     assert (settings.runs, settings.duration, settings.warmup) == (3, 20.0, 5.0)
-    assert settings.servers == ("nginx", "streamit")
+    assert settings.servers == ("nginx", "streamit", "streamit-ts")
     assert output is not None and output.name == "benchmarks.md"
     assert not smoke
     settings, output, smoke = parse_args(["--smoke", "--servers", "nginx"])
