@@ -34,6 +34,7 @@ from streamit.servers.http import http_config
 from streamit.servers.ingest import IngestService
 from streamit.servers.memory import return_large_blocks
 from streamit.servers.rtmp import RtmpServer, tls_context
+from streamit.servers.shutdown import ShutdownWatchdog
 from streamit.web import install_web
 
 log = logging.getLogger(__name__)
@@ -111,14 +112,24 @@ def install_ops_routes(
 
 @contextlib.asynccontextmanager
 async def stop_on_signals(stop: asyncio.Event | None = None) -> AsyncIterator[asyncio.Event]:
-    """The event that ends a process role: the caller's ``stop``, or one that SIGINT/SIGTERM sets."""
+    """The event that ends a process role: the caller's ``stop``, or one that SIGINT/SIGTERM sets.
+
+    From the signal on, a :class:`ShutdownWatchdog` logs the tasks a slow stop still waits for (it stays
+    armed after this block, through the role's closing steps, until the event loop ends).
+    """
     if stop is not None:
         yield stop
         return
     owned = asyncio.Event()
     loop = asyncio.get_running_loop()
+    watchdog = ShutdownWatchdog(loop)
+
+    def stop_now() -> None:
+        owned.set()
+        watchdog.arm()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, owned.set)
+        loop.add_signal_handler(sig, stop_now)
     try:
         yield owned
     finally:

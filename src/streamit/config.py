@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     publish_failure_window: float = Field(60.0, gt=0, le=86400)
     http_max_connections: int = Field(10_000, ge=1)
     """HTTP connections and requests in flight at once; beyond it uvicorn answers 503 instead of queueing."""
+    http_shutdown_timeout: int = Field(5, ge=1, le=300)
+    """Seconds a stopping node lets HTTP requests in flight finish; those still running then are cancelled,
+    so that one request that never ends (a stuck client, a hung upstream) cannot keep the process alive."""
     rtmps_port: int | None = Field(None, ge=0, le=65535)
     """RTMPS (RTMP over TLS) ingest port; needs ``tls_cert_file`` and ``tls_key_file``."""
     tls_cert_file: Path | None = None

@@ -25,7 +25,14 @@ SEGMENT = bytes([0x47]) + bytes(range(187)) * 700  # bigger than one write's joi
 class Origin:
     """A running HTTP server with the origin routes, a slow API route, and optionally the fast path."""
 
-    def __init__(self, root: Path, *, fast: bool, keep_alive_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        fast: bool,
+        keep_alive_timeout: float | None = None,
+        shutdown_timeout: int = 5,
+    ) -> None:
         self.metrics = CollectorRegistry()
         self.responder = HlsResponder(SegmentStoreRegistry(root), segment_duration=2.0, metrics=self.metrics)
         app = FastAPI()
@@ -38,12 +45,22 @@ class Origin:
             await asyncio.sleep(0.2)
             return {"answer": "slow"}
 
+        self.forever_started = asyncio.Event()
+
+        @app.get("/api/forever")
+        async def forever() -> dict[str, str]:
+            self.forever_started.set()
+            await asyncio.Event().wait()
+            return {"answer": "never"}
+
         @app.post("/api/echo")
         async def echo(request: Request) -> dict[str, object]:
             body = await request.body()
             return {"length": len(body), "test": request.headers.get("x-test"), "path": request.url.path}
 
-        settings = Settings(http_host="127.0.0.1", http_port=0, data_dir=root)
+        settings = Settings(
+            http_host="127.0.0.1", http_port=0, data_dir=root, http_shutdown_timeout=shutdown_timeout
+        )
         self.fast_targets: list[bytes] = []
         config = http_config(app, settings, fast_path=self._fast if fast else None)
         if keep_alive_timeout is not None:
@@ -259,3 +276,18 @@ async def test_a_slow_answer_is_not_cut_by_the_keep_alive_timer(hls_root: Path) 
         writer.close()
     finally:
         await origin.stop()
+
+
+async def test_a_stop_cancels_a_request_that_never_ends(hls_root: Path) -> None:
+    """A request still running ``http_shutdown_timeout`` after the stop is cancelled: the server stops."""
+    origin = Origin(hls_root, fast=True, shutdown_timeout=1)
+    await origin.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", origin.port)
+    writer.write(b"GET /api/forever HTTP/1.1\r\nHost: o\r\n\r\n")
+    await asyncio.wait_for(origin.forever_started.wait(), 5)
+    loop = asyncio.get_running_loop()
+    stopping = loop.time()
+    await asyncio.wait_for(origin.stop(), 5)
+    assert 1 <= loop.time() - stopping < 4
+    assert not (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 200")
+    writer.close()

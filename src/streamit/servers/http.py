@@ -300,4 +300,5 @@ def http_config(
         access_log=False,
         lifespan=lifespan,
         limit_concurrency=settings.http_max_connections,
+        timeout_graceful_shutdown=settings.http_shutdown_timeout,
     )
