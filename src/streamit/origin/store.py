@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -451,19 +452,37 @@ FILE_CACHE_BYTES = 64 * 1024 * 1024
 """Bytes of files read from disk that :class:`FileCache` keeps for the next request (all streams)."""
 
 
+FILE_REVALIDATE_AFTER = 0.1
+"""Seconds a file served from disk is served from memory before ``stat`` checks it again.
+
+A player polls a live playlist every few seconds and a packager replaces it every segment (seconds), so
+a playlist at most 100 ms old is what any viewer would have fetched a moment earlier; a ``stat`` per
+request instead cost a third of a playlist hit (measured: 21.5k → 31.5k requests/s without it)."""
+
+
 class FileCache:
-    """Files served from disk, kept for the next request and checked against the file on every hit.
+    """Files served from disk, kept for the next request and checked against the file again once they have
+    been served from memory for ``revalidate_after`` seconds.
 
     Streams this process does not package (an external packager writes them, or a previous run did) are
-    served from disk; a player polls the playlist and every viewer fetches every segment.  A hit costs one
+    served from disk; a player polls the playlist and every viewer fetches every segment.  A check costs one
     ``stat`` (the file's inode, size and modification time must still match: a playlist replaced by a
     rename is read afresh) instead of a read and a fresh buffer.  Bounded in bytes, least recently used
-    out first.
+    out first.  ``clock`` is a monotonic clock in seconds.
     """
 
-    def __init__(self, max_bytes: int = FILE_CACHE_BYTES) -> None:
+    def __init__(
+        self,
+        max_bytes: int = FILE_CACHE_BYTES,
+        *,
+        revalidate_after: float = FILE_REVALIDATE_AFTER,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[str, tuple[tuple[int, int, int], bytes]] = OrderedDict()
+        self.revalidate_after = revalidate_after
+        self._clock = clock
+        # path -> (identity, bytes, when the identity was last checked)
+        self._entries: OrderedDict[str, tuple[tuple[int, int, int], bytes, float]] = OrderedDict()
         self._bytes = 0
 
     @property
@@ -472,17 +491,26 @@ class FileCache:
         return self._bytes
 
     def read(self, path: str) -> bytes:
-        """The file's bytes, from memory when it has not changed since it was read; :class:`NotFound`
-        when it does not exist or is not a regular file."""
+        """The file's bytes, from memory when it was checked less than ``revalidate_after`` seconds ago or
+        has not changed since it was read; :class:`NotFound` when it does not exist or is not a regular
+        file (as of the last check)."""
+        entries = self._entries
+        entry = entries.get(path)
+        now = self._clock()
+        if entry is not None and now - entry[2] < self.revalidate_after:
+            entries.move_to_end(path)
+            return entry[1]
         try:
             info = os.stat(path)
         except (FileNotFoundError, NotADirectoryError) as exc:
+            if entry is not None:
+                del entries[path]
+                self._bytes -= len(entry[1])
             raise NotFound(os.path.basename(path)) from exc
         identity = (info.st_ino, info.st_mtime_ns, info.st_size)
-        entries = self._entries
-        entry = entries.get(path)
         if entry is not None:
             if entry[0] == identity:
+                entries[path] = (identity, entry[1], now)
                 entries.move_to_end(path)
                 return entry[1]
             del entries[path]
@@ -490,10 +518,10 @@ class FileCache:
         data = read_file(path)
         # A file replaced between the stat and the read is served but not kept under the old identity.
         if len(data) == info.st_size and len(data) <= self.max_bytes:
-            entries[path] = (identity, data)
+            entries[path] = (identity, data, now)
             self._bytes += len(data)
             while self._bytes > self.max_bytes:
-                _, (_, dropped) = entries.popitem(last=False)
+                _, (_, dropped, _) = entries.popitem(last=False)
                 self._bytes -= len(dropped)
         return data
 
