@@ -135,7 +135,7 @@ async def run_edge(
                 ready.set()
             await stopping.wait()
             log.info("edge shutting down")
-            await http.stop()
+            await http.stop(grace=settings.http_shutdown_timeout)
     finally:
         await registry.close()
     log.info("edge stopped")
