@@ -501,6 +501,17 @@ class TsMuxer:
         self._pcr_due = True
         return b"".join((self._pat.packetize(self._pat_payload), self._pmt.packetize(self._pmt_payload)))
 
+    def _clock_ticks(self, frame: Frame) -> tuple[int, int]:
+        """The frame's PTS and DTS on the 90 kHz clock (RemoteProtocolError: a PTS before its DTS)."""
+        if frame.time_base is not self._time_base:
+            self._set_time_base(frame.time_base)
+        numerator, denominator = self._scale
+        dts = frame.dts * numerator // denominator
+        pts = dts if frame.pts == frame.dts else frame.pts * numerator // denominator
+        if pts < dts:
+            raise RemoteProtocolError(f"frame PTS {frame.pts} precedes its DTS {frame.dts}")
+        return pts, dts
+
     def mux(self, frame: Frame, *, psi: bool = False) -> bytes | bytearray:
         """The TS packets (a multiple of 188 bytes) carrying ``frame`` as one PES packet.
 
@@ -517,13 +528,7 @@ class TsMuxer:
             out: list[bytes | bytearray] = []
             self.mux_video_into(out, frame, psi=psi)
             return b"".join(out)
-        if frame.time_base is not self._time_base:
-            self._set_time_base(frame.time_base)
-        numerator, denominator = self._scale
-        dts = frame.dts * numerator // denominator
-        pts = dts if frame.pts == frame.dts else frame.pts * numerator // denominator
-        if pts < dts:
-            raise RemoteProtocolError(f"frame PTS {frame.pts} precedes its DTS {frame.dts}")
+        pts, dts = self._clock_ticks(frame)
         adts = self._adts
         if adts is None:
             raise LocalProtocolError("audio frame muxed before an audio configuration was set")
@@ -626,13 +631,7 @@ class TsMuxer:
 
         A caller that gathers packets to join them later copies every byte once instead of twice.
         """
-        if frame.time_base is not self._time_base:
-            self._set_time_base(frame.time_base)
-        numerator, denominator = self._scale
-        dts = frame.dts * numerator // denominator
-        pts = dts if frame.pts == frame.dts else frame.pts * numerator // denominator
-        if pts < dts:
-            raise RemoteProtocolError(f"frame PTS {frame.pts} precedes its DTS {frame.dts}")
+        pts, dts = self._clock_ticks(frame)
         if frame.track is not _VIDEO:
             raise LocalProtocolError("mux_video_into() takes video frames only")
         if self._video is None:
