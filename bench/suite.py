@@ -59,7 +59,9 @@ def plan(args: argparse.Namespace, work: Path) -> list[Step]:
         tail = ("--json", str(json_path), *output)
         if name == "ingest":
             counts = ("--n", "1", "--runs", "1", "--duration", "5", "--warmup", "3") if args.quick else ()
-            full = ("--full",) if args.full and not args.quick else ()
+            full = ("--full",) if args.full and not args.quick and not args.n else ()
+            if args.n and not args.quick:
+                counts = ("--n", args.n)
             runs = ("--runs", str(args.runs)) if args.runs and not args.quick else ()
             steps.append(Step(name, ("bench/ingest.py", *full, *counts, *runs, *tail), json_path))
         elif name == "http":
@@ -242,6 +244,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--runs", type=int, default=None, help="runs per configuration (default: each script's)"
+    )
+    parser.add_argument(
+        "--n", default=None, help="publisher counts of the ingest step, comma separated (instead of --full)"
     )
     parser.add_argument("--skip", default="", help=f"steps to leave out, comma separated ({','.join(STEPS)})")
     parser.add_argument(

@@ -22,6 +22,11 @@ def test_plan_runs_every_step_in_order_with_json_and_one_report(tmp_path: Path) 
         assert step.argv[step.argv.index("--output") + 1] == str(tmp_path / "b.md")
 
 
+def test_publisher_counts_go_to_the_ingest_step(tmp_path: Path) -> None:
+    ingest = plan(parse_args(["--n", "1,10,30,100", "--runs", "3"]), tmp_path)[0]
+    assert ingest.argv[ingest.argv.index("--n") + 1] == "1,10,30,100" and "--full" not in ingest.argv
+
+
 def test_quick_plan_and_skip(tmp_path: Path) -> None:
     steps = plan(parse_args(["--quick", "--skip", "edge,latency"]), tmp_path)
     assert [s.name for s in steps] == ["ingest", "http"]
