@@ -169,17 +169,22 @@ def test_summarize_takes_medians_and_skips_failed_runs() -> None:
     assert summary.streams_live == "2/2/2/0/1 of 2"
 
 
-def test_report_has_ratios_and_the_command() -> None:
-    settings = Settings(
+def _report_settings(servers: tuple[str, ...]) -> Settings:
+    """Settings of one 10 s run at N = 2 of ``servers``, for the report tests."""
+    return Settings(
         counts=(2,),
         runs=1,
         duration=10.0,
         warmup=5.0,
-        servers=("nginx", "streamit"),
+        servers=servers,
         first_segment_timeout=30.0,
         streamit_executable=Path("streamit"),
         keep=False,
     )
+
+
+def test_report_has_ratios_and_the_command() -> None:
+    settings = _report_settings(("nginx", "streamit"))
     results = [_cell("nginx", 1, 0.4, 14, (2.0, 2.0)), _cell("streamit", 1, 0.2, 28, (3.0, 3.0))]
     clip = ClipFacts("h264 1280x720", (0.0, 2.0))
     report = render_report(results, settings, [2.1], clip, "bench/ingest.py --n 2")
@@ -195,16 +200,7 @@ def test_report_has_ratios_and_the_command() -> None:
 
 
 def test_report_compares_streamit_with_ts_only_like_for_like() -> None:
-    settings = Settings(
-        counts=(2,),
-        runs=1,
-        duration=10.0,
-        warmup=5.0,
-        servers=("nginx", "streamit", "streamit-ts"),
-        first_segment_timeout=30.0,
-        streamit_executable=Path("streamit"),
-        keep=False,
-    )
+    settings = _report_settings(("nginx", "streamit", "streamit-ts"))
     results = [
         _cell("nginx", 1, 0.4, 14, (2.0, 2.0)),
         _cell("streamit", 1, 0.6, 28, (3.0, 3.0)),
